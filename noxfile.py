@@ -1,0 +1,29 @@
+"""CI sessions: `nox -l` lists them; `nox` runs lint, typecheck and tests."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff: lint the library, plugin, tasks and tests."""
+    session.install("ruff")
+    session.run("ruff", "check", ".", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the library, the plugin, tasks.py and this file."""
+    session.install("-e", ".[dev]")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, real LiteLLM included (pass pytest arguments after --)."""
+    session.install("-e", ".[proxy,dev]")
+    session.run("pytest", *session.posargs)
