@@ -1,0 +1,124 @@
+"""FleetClient against scripted HTTP answers (httpx.MockTransport): outcomes and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from vllmfleet.client import FleetClient, parse_metrics
+
+
+def _client(handler: object, **kw: object) -> FleetClient:
+    return FleetClient("http://127.0.0.1:9", transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+                       **kw)  # type: ignore[arg-type]
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    return httpx.Response(200, json={
+        "model": body["model"], "choices": [{"message": {"content": "hi there"},
+                                             "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 2}})
+
+
+def test_success_carries_usage_and_text() -> None:
+    async def go() -> None:
+        async with _client(_ok) as c:
+            r = await c.chat(model="m", messages=[{"role": "user", "content": "x"}])
+        assert (r.status, r.status_class, r.text, r.total_tokens) == (200, "2xx", "hi there", 9)
+    asyncio.run(go())
+
+
+def test_error_bodies_nested_and_flat_give_the_message() -> None:
+    answers = iter([
+        httpx.Response(400, json={"error": {"message": "max_tokens=9 too big", "code": 400}}),
+        httpx.Response(500, json={"detail": "Connection error"}),
+    ])
+
+    async def go() -> None:
+        async with _client(lambda req: next(answers)) as c:
+            first = await c.chat(model="m", messages=[])
+            second = await c.chat(model="m", messages=[])
+        assert (first.status_class, first.error) == ("4xx", "max_tokens=9 too big")
+        assert (second.status_class, second.error) == ("5xx", "Connection error")
+    asyncio.run(go())
+
+
+def test_429_is_returned_as_is_by_default() -> None:
+    async def go() -> None:
+        async with _client(lambda r: httpx.Response(429, headers={"Retry-After": "3"},
+                                                    json={"error": {"message": "rpm"}})) as c:
+            r = await c.chat(model="m", messages=[])
+        assert (r.status_class, r.retry_after, r.attempts) == ("429", 3.0, 1)
+    asyncio.run(go())
+
+
+def test_retry_429_honours_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    answers = iter([httpx.Response(429, headers={"Retry-After": "2"}),
+                    httpx.Response(429, headers={"Retry-After": "1"})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or _ok(request)
+
+    async def go() -> None:
+        async with _client(handler, retry_429=3) as c:
+            r = await c.chat(model="m", messages=[{"role": "user", "content": "x"}])
+        assert (r.status, r.attempts) == (200, 3)
+    asyncio.run(go())
+    assert slept == [2.0, 1.0]
+
+
+def test_retry_429_gives_up_with_the_last_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fake_sleep(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+
+    async def go() -> None:
+        async with _client(lambda r: httpx.Response(429, headers={"Retry-After": "1"}),
+                           retry_429=2) as c:
+            r = await c.chat(model="m", messages=[])
+        assert (r.status, r.attempts) == (429, 3)
+    asyncio.run(go())
+
+
+def test_refused_connection_is_a_result_not_an_exception() -> None:
+    async def go() -> None:
+        async with FleetClient("http://127.0.0.1:1", timeout_s=2) as c:
+            r = await c.chat(model="m", messages=[])
+            health = await c.health()
+        assert (r.status, r.status_class, health) == (0, "connection", 0)
+    asyncio.run(go())
+
+
+def test_streaming_measures_ttft_and_collects_usage() -> None:
+    chunks = [{"model": "m", "choices": [{"delta": {"content": w}}]} for w in ("a", " b", " c")]
+    chunks.append({"model": "m", "choices": [{"delta": {}, "finish_reason": "length"}]})
+    chunks.append({"model": "m", "choices": [], "usage": {"prompt_tokens": 4,
+                                                         "completion_tokens": 3}})
+    sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+    async def go() -> None:
+        async with _client(lambda r: httpx.Response(200, text=sse)) as c:
+            r = await c.chat(model="m", messages=[], stream=True)
+        assert (r.text, r.finish_reason, r.completion_tokens) == ("a b c", "length", 3)
+        assert r.ttft_s is not None and len(r.inter_token_s) == 2
+    asyncio.run(go())
+
+
+def test_parse_metrics_sums_label_sets() -> None:
+    text = ('# HELP vllm:num_requests_waiting x\n'
+            'vllm:num_requests_waiting{model_name="a"} 2.0\n'
+            'vllm:num_requests_waiting{model_name="b"} 1.0\n'
+            'vllm:prompt_tokens_total{model_name="a"} 17\n')
+    assert parse_metrics(text) == {"vllm:num_requests_waiting": 3.0,
+                                   "vllm:prompt_tokens_total": 17.0}
