@@ -1,0 +1,274 @@
+"""The capacity model: KV arithmetic, vLLM's start-up verdicts and texts, the plan output."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vllmfleet import capacity
+from vllmfleet.capacity import CapacityInput, GiB, estimate
+from vllmfleet.errors import CapacityError
+from vllmfleet.inventory import load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The reference fleet (configs/fleet.yaml), written out so these tests do not move with it.
+LLAMA: dict[str, Any] = dict(
+    layers=32, kv_heads=8, head_dim=128, hidden_size=4096, intermediate_size=14336,
+    vocab_size=128256, max_position_embeddings=131072)
+QWEN: dict[str, Any] = dict(
+    layers=28, kv_heads=4, head_dim=128, hidden_size=3584, intermediate_size=18944,
+    vocab_size=152064, max_position_embeddings=32768)
+WINTERMUTE = CapacityInput(vram_gib=12, reserved_gib=0.8, gpu_memory_utilization=0.92,
+                           weights_gib=5.37, kv_cache_dtype="fp8", max_model_len=16384,
+                           max_num_seqs=2, cuda_context_gib=0.25, **LLAMA)
+ARMITAGE = CapacityInput(vram_gib=8, reserved_gib=0.6, gpu_memory_utilization=0.90,
+                         weights_gib=5.20, kv_cache_dtype="fp8", max_model_len=8192,
+                         max_num_seqs=1, cuda_context_gib=0.25, **QWEN)
+# A card with no desktop on it and room to spare on the free-memory check.
+HEADLESS = replace(ARMITAGE, reserved_gib=0.0, gpu_memory_utilization=0.80,
+                   kv_cache_dtype="auto", max_model_len=16384)
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Any:
+    return load(ROOT / "configs" / "fleet.yaml")
+
+
+# --- KV arithmetic ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("inp", "dtype", "expected"), [
+    (WINTERMUTE, "fp8", 2 * 32 * 8 * 128 * 1),       # 65,536 B = 64 KiB per token
+    (WINTERMUTE, "auto", 2 * 32 * 8 * 128 * 2),      # fp16 KV doubles it
+    (ARMITAGE, "fp8_e5m2", 2 * 28 * 4 * 128 * 1),    # 28,672 B
+    (ARMITAGE, "auto", 2 * 28 * 4 * 128 * 2),        # 57,344 B
+])
+def test_kv_bytes_per_token_by_hand(inp: CapacityInput, dtype: str, expected: int) -> None:
+    assert estimate(replace(inp, kv_cache_dtype=dtype)).kv_bytes_per_token == expected
+
+
+def test_kv_capacity_is_whole_16_token_blocks_of_the_budget() -> None:
+    for inp in (WINTERMUTE, ARMITAGE, HEADLESS):
+        r = estimate(inp)
+        assert r.kv_capacity_tokens % 16 == 0
+        assert r.kv_capacity_tokens * r.kv_bytes_per_token <= r.kv_budget_bytes
+        assert (r.kv_capacity_tokens + 16) * r.kv_bytes_per_token > r.kv_budget_bytes
+
+
+def test_budget_is_requested_minus_weights_and_overheads() -> None:
+    r = estimate(WINTERMUTE)
+    assert r.requested_gib == pytest.approx(12 * 0.92)
+    overheads = r.weights_gib + r.non_torch_gib + r.activation_gib + r.cuda_graph_gib
+    assert r.kv_budget_gib == pytest.approx(r.requested_gib - overheads)
+    # the desktop's memory does not shrink the budget (vLLM >= 0.6.4), it only gates start-up
+    assert estimate(replace(WINTERMUTE, reserved_gib=0)).kv_budget_gib == r.kv_budget_gib
+
+
+def test_tensor_parallelism_splits_kv_heads_and_weights() -> None:
+    one = estimate(WINTERMUTE)
+    two = estimate(replace(WINTERMUTE, tensor_parallel_size=2))
+    assert two.kv_bytes_per_token == one.kv_bytes_per_token // 2   # 4 of 8 KV heads per GPU
+    assert two.weights_gib == pytest.approx(5.37 / 2)
+    # more ranks than KV heads: vLLM replicates, one head per GPU
+    many = estimate(replace(WINTERMUTE, tensor_parallel_size=16))
+    assert many.kv_bytes_per_token == 2 * 32 * 1 * 128 * 1
+
+
+def test_enforce_eager_removes_cuda_graph_memory() -> None:
+    graphs = estimate(WINTERMUTE)
+    eager = estimate(replace(WINTERMUTE, enforce_eager=True))
+    assert graphs.cuda_graph_gib > 0 and eager.cuda_graph_gib == 0
+    assert eager.kv_budget_gib == pytest.approx(graphs.kv_budget_gib + graphs.cuda_graph_gib)
+    assert eager.kv_capacity_tokens >= graphs.kv_capacity_tokens
+
+
+def test_cuda_graph_sizes_follow_max_num_seqs() -> None:
+    assert WINTERMUTE.cuda_graph_sizes == [1, 2, 4]            # 2 x max_num_seqs 2
+    assert ARMITAGE.cuda_graph_sizes == [1, 2]
+    default = replace(WINTERMUTE, max_num_seqs=256).cuda_graph_sizes
+    assert len(default) == 51 and default[-1] == 512
+    many = estimate(replace(WINTERMUTE, max_num_seqs=256)).cuda_graph_gib
+    assert 0.3 <= many <= 1.0                                  # what 7-8B logs show
+
+
+def test_batched_tokens_default_and_activation() -> None:
+    assert WINTERMUTE.batched_tokens == 2048
+    assert replace(WINTERMUTE, vram_gib=80).batched_tokens == 8192
+    small = estimate(WINTERMUTE).activation_gib
+    big = estimate(replace(WINTERMUTE, max_num_batched_tokens=8192)).activation_gib
+    assert small < big
+
+
+# --- fits / does not fit, and vLLM's own words -------------------------------------------
+
+def test_the_largest_length_fits_and_16_more_does_not() -> None:
+    r = estimate(HEADLESS)
+    assert not r.fits and 0 < r.largest_max_model_len < HEADLESS.max_model_len
+    longest = r.largest_max_model_len
+    at_edge = estimate(replace(HEADLESS, max_model_len=longest))
+    assert at_edge.fits and at_edge.vllm_error() is None
+    assert at_edge.max_concurrency == pytest.approx(1.0)
+    for too_long in (longest + 1, longest + 16):
+        over = estimate(replace(HEADLESS, max_model_len=too_long))
+        assert not over.fits
+        assert over.largest_max_model_len == longest
+        assert f"the estimated maximum model length is {longest}. " in (over.vllm_error() or "")
+
+
+def test_not_enough_kv_error_is_vllms_text() -> None:
+    r = estimate(HEADLESS)
+    needed = 16384 * 57344 / GiB                                  # 0.875 GiB
+    assert r.vllm_error() == (
+        "To serve at least one request with the models's max seq len (16384), "
+        f"({needed:.2f} GiB KV cache is needed, which is larger than the available KV cache "
+        f"memory ({r.kv_budget_bytes / GiB:.2f} GiB). Based on the available memory, the "
+        f"estimated maximum model length is {r.largest_max_model_len}. Try increasing "
+        "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.")
+    assert "(0.88 GiB KV cache is needed" in (r.vllm_error() or "")
+    assert r.vllm_log_lines() == []
+
+
+def test_less_than_one_block_gives_no_estimate() -> None:
+    spare = estimate(WINTERMUTE).kv_budget_gib
+    tiny = estimate(replace(WINTERMUTE, cuda_context_gib=0,
+                            weights_gib=WINTERMUTE.weights_gib + spare - 0.0001))
+    assert 0 < tiny.kv_budget_bytes < 16 * tiny.kv_bytes_per_token
+    assert tiny.kv_capacity_tokens == 0 and tiny.largest_max_model_len == 0
+    error = tiny.vllm_error() or ""
+    assert error.startswith("To serve at least one request")
+    assert "estimated maximum" not in error
+    assert "GiB).  Try increasing" in error                      # vLLM's double space
+
+
+def test_no_memory_for_the_cache() -> None:
+    r = estimate(replace(WINTERMUTE, cuda_context_gib=0, weights_gib=11.0))
+    assert r.kv_budget_gib < 0 and not r.fits
+    assert r.kv_capacity_tokens == 0 and r.largest_max_model_len == 0
+    assert r.vllm_error() == ("No available memory for the cache blocks. Try increasing "
+                              "`gpu_memory_utilization` when initializing the engine.")
+
+
+def test_exceeding_free_memory_at_start() -> None:
+    r = estimate(WINTERMUTE)        # 12 - 0.8 desktop - 0.25 context = 10.95 < 11.04
+    assert r.exceeds_free and not r.fits
+    assert r.free_at_start_gib == pytest.approx(10.95)
+    assert r.vllm_error() == (
+        "Free memory on device (10.95/12.0 GiB) on startup is less than desired GPU memory "
+        "utilization (0.92, 11.04 GiB). Decrease GPU memory utilization or reduce GPU memory "
+        "used by other processes.")
+    # 0.91 would pass the check, but leaves 0.03 GiB for the CUDA graphs (0.04 GiB)
+    assert r.suggested_utilization == 0.90
+    lowered = estimate(replace(WINTERMUTE, gpu_memory_utilization=0.90))
+    assert lowered.fits and not lowered.exceeds_free
+    assert not estimate(replace(WINTERMUTE, cuda_context_gib=0.1)).exceeds_free
+
+
+def test_log_lines_when_it_fits() -> None:
+    r = estimate(replace(ARMITAGE, cuda_context_gib=0.1))
+    assert r.fits
+    assert r.max_concurrency == pytest.approx(r.kv_capacity_tokens / 8192)
+    assert r.vllm_log_lines() == [
+        f"GPU KV cache size: {r.kv_capacity_tokens:,} tokens",
+        f"Maximum concurrency for 8,192 tokens per request: {r.max_concurrency:.2f}x"]
+    # vLLM divides blocks by the blocks one request needs: 8193 tokens need 513 blocks
+    odd = estimate(replace(ARMITAGE, cuda_context_gib=0.1, max_model_len=8193))
+    assert odd.max_concurrency == pytest.approx(odd.kv_capacity_tokens / 16 / 513)
+
+
+def test_longer_than_the_model_allows() -> None:
+    r = estimate(replace(ARMITAGE, cuda_context_gib=0.1, max_model_len=40000))
+    assert r.kv_capacity_tokens >= 40000 and not r.fits
+    assert r.largest_max_model_len == 32768                      # clamped to the model
+    assert (r.vllm_error() or "").startswith(
+        "User-specified max_model_len (40000) is greater than the derived max_model_len "
+        "(max_position_embeddings=32768")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"gpu_memory_utilization": 1.2}, "gpu_memory_utilization"),
+    ({"max_model_len": 0}, "max_model_len"),
+    ({"reserved_gib": -1}, "reserved_gib"),
+    ({"kv_cache_dtype": "fp16"}, "kv_cache_dtype"),
+])
+def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(CapacityError, match=field):
+        replace(WINTERMUTE, **change)
+
+
+# --- from the inventory ------------------------------------------------------------------
+
+def test_input_for_reads_the_inventory(inventory: Any) -> None:
+    inp = capacity.input_for(inventory, "wintermute")
+    assert (inp.vram_gib, inp.reserved_gib, inp.gpu_memory_utilization) == (12, 0.8, 0.92)
+    assert inp.weights_gib == 5.37          # awq_marlin loads the awq checkpoint
+    assert (inp.layers, inp.kv_heads, inp.kv_cache_dtype, inp.max_model_len) == (
+        32, 8, "fp8", 16384)
+    assert capacity.input_for(inventory, "armitage", max_model_len=4096).max_model_len == 4096
+
+
+def test_input_for_explains_bad_names(inventory: Any) -> None:
+    with pytest.raises(CapacityError, match=r"'wintermut' is not in hosts.*wintermute"):
+        capacity.input_for(inventory, "wintermut")
+    with pytest.raises(CapacityError, match="'motoko' does not run vLLM"):
+        capacity.input_for(inventory, "motoko")
+    with pytest.raises(CapacityError, match="did you mean 'max_model_len'"):
+        capacity.input_for(inventory, "wintermute", max_modellen=8192)
+
+
+def test_plan_covers_the_vllm_hosts(inventory: Any) -> None:
+    assert [h for h, _ in capacity.plan(inventory)] == ["wintermute", "armitage"]
+    assert [h for h, _ in capacity.plan(inventory, ["armitage"])] == ["armitage"]
+
+
+def test_format_table_for_the_shipped_inventory(inventory: Any) -> None:
+    rows = capacity.plan(inventory)
+    text = capacity.format_table(rows)
+    blocks = text.split("\n\n")
+    assert len(blocks) == 2
+    for (host, r), block in zip(rows, blocks, strict=True):
+        label = "FITS" if r.fits else "DOES NOT FIT"
+        assert block.splitlines()[0] == f"{host}: {label}"
+        assert f"{r.kv_capacity_tokens:,} tokens" in block
+        assert f"{r.kv_bytes_per_token:,} B" in block
+        assert f"{r.requested_gib:.2f} GiB" in block
+        if r.exceeds_free:
+            assert f"fix: set gpu_memory_utilization to {r.suggested_utilization} or less" in block
+    assert "12.00 GiB" in blocks[0] and "16,384 tokens" in blocks[0]
+    assert "65,536 B" in blocks[0] and "28,672 B" in blocks[1]
+
+
+def test_format_table_names_the_fix() -> None:
+    kv = capacity.format_table([("box", estimate(HEADLESS))])
+    largest = estimate(HEADLESS).largest_max_model_len
+    assert "box: DOES NOT FIT" in kv
+    assert "why: one request of 16,384 tokens needs 0.88 GiB of KV cache" in kv
+    assert f"fix: set max_model_len to at most {largest:,}, or use kv_cache_dtype fp8" in kv
+    start = capacity.format_table([("wintermute", estimate(WINTERMUTE))])
+    assert "why: vLLM refuses to start: it asks for 11.04 GiB (12.00 GiB x 0.92) but only " \
+           "10.95 GiB is free at start" in start
+    assert "fix: set gpu_memory_utilization to 0.9 or less (at 0.9:" in start
+    full = capacity.format_table([("busy", estimate(replace(WINTERMUTE, reserved_gib=11.9)))])
+    assert "fix: free GPU memory on the host; nothing fits in what is free now" in full
+    fits = capacity.format_table([("armitage", estimate(replace(ARMITAGE, cuda_context_gib=0)))])
+    assert "armitage: FITS" in fits and "room: max_model_len could go up to 32,768" in fits
+
+
+def test_to_json_for_the_shipped_inventory(inventory: Any) -> None:
+    rows = capacity.plan(inventory)
+    data = json.loads(capacity.to_json(rows))
+    hosts = {h["host"]: h for h in data["hosts"]}
+    assert list(hosts) == ["wintermute", "armitage"]
+    for host, r in rows:
+        h = hosts[host]
+        assert h["fits"] is r.fits and h["verdict"] == ("FITS" if r.fits else "DOES NOT FIT")
+        assert h["kv_capacity_tokens"] == r.kv_capacity_tokens
+        assert h["vllm_error"] == r.vllm_error() and h["vllm_log_lines"] == r.vllm_log_lines()
+        assert math.isclose(h["requested_gib"], r.requested_gib, abs_tol=1e-4)
+    assert hosts["wintermute"]["kv_bytes_per_token"] == 65536
+    assert hosts["wintermute"]["input"]["max_model_len"] == 16384
+    assert hosts["wintermute"]["cuda_graph_sizes"] == [1, 2, 4]
