@@ -1,0 +1,237 @@
+"""The proxy hooks, loaded the way LiteLLM loads them: from a file beside the config.
+
+LiteLLM execs ``<config dir>/vllmfleet_hooks.py`` through ``spec_from_file_location``
+without registering it in ``sys.modules``; the fixture does exactly that, so a module
+that only works when imported normally fails here. Exceptions come from LiteLLM's own
+limiters where they can be raised without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported
+
+import litellm
+from fastapi import HTTPException
+from litellm.router_utils.client_initalization_utils import MaxParallelRequestsLimit
+from litellm.types.router import RouterRateLimitError
+
+import vllmfleet.proxy_hooks as packaged
+
+HOOKS_SOURCE = Path(packaged.__file__)
+
+
+def _limits(**overrides: Any) -> dict[str, Any]:
+    reasoner = {"alias": "llama31-8b-wintermute", "max_input_tokens": 14000,
+                "max_output_tokens": 1024, "on_max_output": "reject", "max_parallel": 6,
+                "rpm": 60, "tpm": 120000}
+    chat = {"alias": "qwen2.5-7b-armitage", "max_input_tokens": 7000, "max_output_tokens": 768,
+            "on_max_output": "clamp", "max_parallel": 5, "rpm": 40, "tpm": 80000}
+    aliases = {"llama31-8b-wintermute": reasoner, "local/reasoner": reasoner,
+               "qwen2.5-7b-armitage": chat, "local/chat": chat}
+    aliases.update(overrides)
+    return {"aliases": aliases, "inventory_digest": "d" * 64}
+
+
+def _ship(folder: Path, limits: object | None) -> Path:
+    """Put the hooks module (and a limits file) in ``folder`` as ``inv render`` does."""
+    target = folder / "vllmfleet_hooks.py"
+    shutil.copyfile(HOOKS_SOURCE, target)
+    if limits is not None:
+        (folder / "vllmfleet_limits.json").write_text(json.dumps(limits), encoding="utf-8")
+    return target
+
+
+def _exec(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vllmfleet_hooks", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.delenv("VLLMFLEET_LIMITS", raising=False)
+    return _exec(_ship(tmp_path, _limits()))
+
+
+def _pre(hooks: ModuleType, data: dict[str, Any], call_type: str = "acompletion") -> Any:
+    return asyncio.run(hooks.handler.async_pre_call_hook(
+        user_api_key_dict=None, cache=None, data=data, call_type=call_type))
+
+
+def _fail(hooks: ModuleType, exc: Exception) -> Any:
+    return asyncio.run(hooks.handler.async_post_call_failure_hook(
+        request_data={"model": "local/reasoner"}, original_exception=exc,
+        user_api_key_dict=None))
+
+
+def _chat(model: str, **fields: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], **fields}
+
+
+# -- loading ------------------------------------------------------------------------------
+
+def test_loads_the_limits_file_beside_itself(hooks: ModuleType) -> None:
+    limits = hooks.handler.limits.aliases["local/chat"]
+    assert (limits.alias, limits.max_output_tokens, limits.on_max_output) == (
+        "qwen2.5-7b-armitage", 768, "clamp")
+
+
+def test_limits_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"aliases": {"x": _limits()["aliases"]["local/chat"]}}))
+    monkeypatch.setenv("VLLMFLEET_LIMITS", str(elsewhere))
+    module = _exec(_ship(tmp_path, None))
+    assert set(module.handler.limits.aliases) == {"x"}
+
+
+def test_shipped_without_limits_file_refuses_to_load(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLMFLEET_LIMITS", raising=False)
+    with pytest.raises(ValueError, match=r"vllmfleet_limits\.json: limits file not found.*"
+                                         r"inv render"):
+        _exec(_ship(tmp_path, None))
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_output_tokens", 0), ("rpm", "60"),
+                                              ("on_max_output", "truncate")])
+def test_bad_limits_file_names_alias_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               field: str, value: object) -> None:
+    monkeypatch.delenv("VLLMFLEET_LIMITS", raising=False)
+    bad = dict(_limits()["aliases"]["local/chat"], **{field: value})
+    with pytest.raises(ValueError, match=rf"aliases\.local/chat\.{field} must be"):
+        _exec(_ship(tmp_path, _limits(**{"local/chat": bad})))
+
+
+# -- max_output_tokens ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_over_max_output_is_a_400_naming_the_limit(hooks: ModuleType, field: str) -> None:
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/reasoner", **{field: 1025}))
+    assert caught.value.status_code == 400
+    assert f"{field}=1025" in caught.value.detail
+    assert "max_output_tokens=1024" in caught.value.detail
+    assert "llama31-8b-wintermute" in caught.value.detail
+    assert caught.value.param == field  # type: ignore[attr-defined]
+
+
+def test_over_max_output_on_text_completions_too(hooks: ModuleType) -> None:
+    with pytest.raises(HTTPException):
+        _pre(hooks, {"model": "llama31-8b-wintermute", "prompt": "x", "max_tokens": 5000},
+             call_type="atext_completion")
+
+
+def test_within_max_output_passes_unchanged(hooks: ModuleType) -> None:
+    data = _pre(hooks, _chat("local/reasoner", max_tokens=1024))
+    assert data["max_tokens"] == 1024
+
+
+def test_clamp_lowers_max_tokens_and_says_so_in_a_header(hooks: ModuleType) -> None:
+    data = _pre(hooks, _chat("local/chat", max_tokens=4000, metadata={}))
+    assert data["max_tokens"] == 768
+    headers = asyncio.run(hooks.handler.async_post_call_response_headers_hook(
+        data=data, user_api_key_dict=None, response=None))
+    assert headers == {"x-vllmfleet-max-tokens-clamped": "4000->768"}
+
+
+def test_unclamped_request_gets_no_header(hooks: ModuleType) -> None:
+    data = _pre(hooks, _chat("local/chat", max_tokens=10, metadata={}))
+    assert asyncio.run(hooks.handler.async_post_call_response_headers_hook(
+        data=data, user_api_key_dict=None, response=None)) is None
+
+
+def test_omitted_max_tokens_becomes_the_alias_limit(hooks: ModuleType) -> None:
+    assert _pre(hooks, _chat("local/chat"))["max_tokens"] == 768
+
+
+@pytest.mark.parametrize(("model", "call_type"), [("gpt-unknown", "acompletion"),
+                                                  ("local/chat", "aembedding")])
+def test_other_models_and_calls_are_left_alone(hooks: ModuleType, model: str,
+                                               call_type: str) -> None:
+    data = _pre(hooks, _chat(model, max_tokens=99999), call_type=call_type)
+    assert data["max_tokens"] == 99999
+
+
+def test_non_integer_max_tokens_is_left_for_the_backend(hooks: ModuleType) -> None:
+    assert _pre(hooks, _chat("local/reasoner", max_tokens="lots"))["max_tokens"] == "lots"
+
+
+# -- Retry-After on every 429 -----------------------------------------------------------------
+
+def _rpm_error() -> Exception:
+    from litellm.caching.dual_cache import DualCache
+    from litellm.router_utils.pre_call_checks.model_rate_limit_check import (
+        ModelRateLimitingCheck,
+    )
+    check = ModelRateLimitingCheck(DualCache())
+    deployment = {"model_name": "a", "litellm_params": {"model": "hosted_vllm/a"},
+                  "model_info": {"id": "a", "rpm": 1}}
+    check.pre_call_check(deployment)
+    with pytest.raises(litellm.RateLimitError) as caught:
+        check.pre_call_check(deployment)
+    return caught.value
+
+
+def _parallel_error() -> Exception:
+    slots = MaxParallelRequestsLimit(max_parallel_requests=1, model_id="a", model_group="a")
+    slots.acquire()
+    with pytest.raises(litellm.RateLimitError) as caught:
+        slots.acquire()
+    return caught.value
+
+
+@pytest.mark.parametrize(("now", "expected"), [(1_800_000_045.2, 15), (1_800_000_000.0, 60),
+                                               (1_800_000_059.9, 1)])
+def test_rpm_429_retries_at_the_next_clock_minute(hooks: ModuleType, now: float,
+                                                  expected: int) -> None:
+    hooks.handler._clock = lambda: now
+    result = _fail(hooks, _rpm_error())
+    assert isinstance(result, HTTPException)
+    assert result.status_code == 429
+    assert result.headers == {"Retry-After": str(expected)}
+    assert "RPM limit=1" in result.detail
+
+
+def test_parallel_cap_429_retries_after_a_second(hooks: ModuleType) -> None:
+    result = _fail(hooks, _parallel_error())
+    assert (result.status_code, result.headers) == (429, {"Retry-After": "1"})
+    assert "max_parallel_requests" in result.detail
+
+
+def test_no_deployments_available_gets_the_cooldown(hooks: ModuleType) -> None:
+    exc = RouterRateLimitError(model="a", cooldown_time=4.2, enable_pre_call_checks=True,
+                               cooldown_list=["a"], model_ids=["a"])
+    result = _fail(hooks, exc)
+    assert (result.status_code, result.headers) == (429, {"Retry-After": "5"})
+
+
+def test_upstream_429_keeps_its_own_hint(hooks: ModuleType) -> None:
+    import httpx
+    response = httpx.Response(429, headers={"retry-after": "7"},
+                              request=httpx.Request("POST", "http://127.0.0.1/v1"))
+    exc = litellm.RateLimitError(message="slow down", llm_provider="hosted_vllm", model="a",
+                                 response=response)
+    assert _fail(hooks, exc).headers == {"Retry-After": "7"}
+
+
+@pytest.mark.parametrize("exc", [
+    litellm.BadRequestError(message="too long", model="a", llm_provider="hosted_vllm"),
+    litellm.InternalServerError(message="boom", model="a", llm_provider="hosted_vllm"),
+    HTTPException(status_code=400, detail="max_tokens=2000 exceeds …"),
+])
+def test_other_errors_pass_through_unchanged(hooks: ModuleType, exc: Exception) -> None:
+    assert _fail(hooks, exc) is None
+
