@@ -1,0 +1,60 @@
+"""validate, plan, render: everything that runs before anything touches a host."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from vllmfleet.tasks._common import load_inventory, pick_hosts, setting, user_errors
+
+_INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
+
+
+@task(help={"inventory": _INV})
+def validate(c: Context, inventory: str | None = None) -> None:
+    """Check the inventory: types, references, limits against vLLM and the GPUs."""
+    from vllmfleet.report import format_problems
+
+    inv = load_inventory(c, inventory)
+    if inv.warnings:
+        print(format_problems(inv.warnings, color=sys.stdout.isatty()))
+    print(f"{inv.path}: valid: {len(inv.hosts)} hosts ({len(inv.vllm_hosts)} vLLM), "
+          f"{len(inv.aliases)} aliases, {len(inv.models)} models, "
+          f"{len(inv.warnings)} warning(s)")
+
+
+@task(help={"inventory": _INV, "host": "only these vLLM hosts (comma-separated)",
+            "json": "print JSON instead of the table"})
+def plan(c: Context, inventory: str | None = None, host: str | None = None,
+         json: bool = False) -> None:
+    """Predict whether each host's vLLM config fits its GPU (weights, KV cache, headroom)."""
+    from vllmfleet import capacity
+
+    inv = load_inventory(c, inventory)
+    rows = capacity.plan(inv, pick_hosts(inv, host, vllm_only=True))
+    print(capacity.to_json(rows) if json else capacity.format_table(rows))
+    misfits = [name for name, report in rows if not report.fits]
+    if misfits:
+        raise Exit(f"does not fit: {', '.join(misfits)} (see above for the largest settings "
+                   "that fit)", code=1)
+
+
+@task(help={"inventory": _INV, "out": "output folder (default: <build_dir>/rendered)",
+            "host": "only these hosts (comma-separated)"})
+def render(c: Context, inventory: str | None = None, out: str | None = None,
+           host: str | None = None) -> None:
+    """Render every config file of the fleet (vLLM launch, LiteLLM config, systemd unit)."""
+    from vllmfleet import render as renderer
+
+    inv = load_inventory(c, inventory)
+    out_dir = Path(out or setting(c, "render_dir") or Path(setting(c, "build_dir")) / "rendered")
+    with user_errors():
+        files = [f for name in pick_hosts(inv, host) for f in renderer.render_host(inv, name)]
+        written = renderer.write(files, out_dir)
+    for f, path in zip(files, written, strict=True):
+        print(f"{f.host:<12} {f.kind:<17} {path}  ->  {f.remote_path}")
+    print(f"{len(written)} files in {out_dir}")
