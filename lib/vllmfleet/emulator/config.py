@@ -1,0 +1,92 @@
+"""The emulator's resolved configuration (built by :mod:`vllmfleet.emulator.cli`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+
+@dataclass(frozen=True, kw_only=True)
+class GPUFacts:
+    """The emulated GPU (per card)."""
+
+    vram_gib: float
+    reserved_gib: float = 0.0
+    compute_capability: str = "8.9"
+
+    @property
+    def capability(self) -> tuple[int, int]:
+        major, _, minor = self.compute_capability.partition(".")
+        return int(major), int(minor)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Architecture:
+    """The emulated model's config.json facts and its weights' size."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    hidden_size: int
+    intermediate_size: int
+    vocab_size: int
+    max_position_embeddings: int
+    weights_gib: float
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "layers", "kv_heads", "head_dim", "hidden_size", "intermediate_size", "vocab_size",
+        "max_position_embeddings", "weights_gib")
+
+
+assert tuple(f.name for f in fields(Architecture)) == Architecture.FIELDS
+
+
+@dataclass(frozen=True, kw_only=True)
+class Speed:
+    """How fast the emulated GPU is, and how much of real time to spend."""
+
+    time_scale: float = 1.0
+    prefill_tps: float = 4000.0
+    decode_tps: float = 60.0
+    output_tokens: int = 128
+
+
+@dataclass(frozen=True, kw_only=True)
+class Faults:
+    """Fault injection."""
+
+    DEFAULT_START_FAILURE: ClassVar[str] = (
+        "emulated start-up failure (--emulator-fail-at-start)")
+
+    fail_at_start: str | None = None
+    crash_after: int | None = None
+    crash_linger_s: float = 1.0
+    slow_start_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorConfig:
+    """Everything one emulator process runs with."""
+
+    model: str
+    served_model_names: tuple[str, ...]
+    max_model_len: int
+    host: str | None = "127.0.0.1"
+    port: int = 8000
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int | None = None
+    gpu_memory_utilization: float = 0.9
+    kv_cache_dtype: str = "auto"
+    quantization: str | None = None
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+    api_keys: tuple[str, ...] = ()
+    version: str = "0.11.0"
+    log_requests: bool = False
+    log_stats: bool = True
+    access_log: bool = True
+    log_level: str = "info"
+    gpu: GPUFacts | None = None
+    architecture: Architecture | None = None
+    speed: Speed = Speed()
+    faults: Faults = Faults()

@@ -1,0 +1,137 @@
+"""What changes with the emulated vLLM version: length rules and the error body's shape.
+
+Three eras of vLLM's OpenAI server (``vllm/entrypoints/openai/serving_engine.py`` and,
+later, ``SamplingParams`` after the renderer clamps ``max_tokens``):
+
+``reject-sum`` (before 0.8)
+    prompt >= L with max_tokens omitted → "This model's maximum context length is L tokens.
+    However, you requested P tokens in the messages, Please reduce the length of the
+    messages."; prompt + max_tokens > L → "… However, you requested P+M tokens (P in the
+    messages, M in the completion). Please reduce the length of the messages or completion."
+``reject-max-tokens`` (0.8 to 0.31; the fleet's v0.11.0)
+    prompt >= L → "… However, your request has P input tokens. Please reduce the length of
+    the input messages."; prompt + max_tokens > L → "'max_tokens' or 'max_completion_tokens'
+    is too large: M. This model's maximum context length is L tokens and your request has P
+    input tokens (M > L - P)."
+``clamp`` (0.32 and later)
+    prompt > L → "… your prompt contains P input tokens, which exceeds this limit even
+    without any output tokens …"; max_tokens > L → "max_tokens=M cannot be greater than
+    max_model_len=L …"; prompt + max_tokens > L → accepted, max_tokens clamped to L - P
+    (finish_reason "length"); prompt == L → "max_tokens must be at least 1, got 0".
+
+In every era an omitted max_tokens means L - P for chat and 16 for completions, and a
+max_tokens below 1 is "max_tokens must be at least 1, got M.". Error bodies are nested,
+``{"error": {message, type, param, code}}``, from 0.10 on and flat
+``{"object": "error", message, type, param, code}`` before.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Era = Literal["reject-sum", "reject-max-tokens", "clamp"]
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[.+-]?[0-9A-Za-z.+-]*)?")
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``"0.11.0"`` → ``(0, 11, 0)``; raises ValueError naming the accepted form."""
+    match = _VERSION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"vLLM version {text!r} is not of the form MAJOR.MINOR[.PATCH], "
+                         "e.g. 0.11.0")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionRules:
+    """The behaviours of one emulated vLLM version."""
+
+    version: str
+    era: Era
+    nested_errors: bool
+
+    @classmethod
+    def of(cls, version: str) -> VersionRules:
+        key = parse_version(version)
+        era: Era = ("reject-sum" if key < (0, 8) else
+                    "reject-max-tokens" if key < (0, 32) else "clamp")
+        return cls(version=version, era=era, nested_errors=key >= (0, 10))
+
+    def error_body(self, message: str, *, type_: str = "BadRequestError",
+                   code: int = 400, param: str | None = None) -> dict[str, Any]:
+        """vLLM's error response body for this version."""
+        info = {"message": message, "type": type_, "param": param, "code": code}
+        return {"error": info} if self.nested_errors else {"object": "error", **info}
+
+
+class LengthError(ValueError):
+    """A request that vLLM rejects with 400 for its length; the message is vLLM's."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """The outcome of the length rules: how many tokens the request may generate."""
+
+    max_tokens: int
+    clamped: bool  # max_tokens was lowered to fit (clamp era)
+
+
+def resolve_max_tokens(rules: VersionRules, *, prompt_tokens: int, requested: int | None,
+                       max_model_len: int, chat: bool) -> Budget:
+    """Apply the length rules of ``rules`` to one request; raise :class:`LengthError`."""
+    p, m, limit = prompt_tokens, requested, max_model_len
+    if m is not None and m < 1:
+        raise LengthError(f"max_tokens must be at least 1, got {m}.")
+    if m is None and not chat:
+        m = COMPLETIONS_DEFAULT_MAX_TOKENS
+    if rules.era == "clamp":
+        return _clamp(p, m, limit)
+    if rules.era == "reject-max-tokens":
+        if p >= limit:
+            raise LengthError(
+                f"This model's maximum context length is {limit} tokens. However, your "
+                f"request has {p} input tokens. Please reduce the length of the input "
+                "messages.")
+        if m is None:
+            return Budget(max_tokens=limit - p, clamped=False)
+        if p + m > limit:
+            raise LengthError(
+                f"'max_tokens' or 'max_completion_tokens' is too large: {m}. This model's "
+                f"maximum context length is {limit} tokens and your request has {p} input "
+                f"tokens ({m} > {limit} - {p}).")
+        return Budget(max_tokens=m, clamped=False)
+    if m is None:
+        if p >= limit:
+            raise LengthError(
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {p} tokens in the messages, Please reduce the length of the "
+                "messages.")
+        m = limit - p
+    if p + m > limit:
+        raise LengthError(
+            f"This model's maximum context length is {limit} tokens. However, you "
+            f"requested {p + m} tokens ({p} in the messages, {m} in the completion). "
+            "Please reduce the length of the messages or completion.")
+    return Budget(max_tokens=m, clamped=False)
+
+
+def _clamp(p: int, m: int | None, limit: int) -> Budget:
+    if p > limit:
+        raise LengthError(
+            f"This model's maximum context length is {limit} tokens. However, your prompt "
+            f"contains {p} input tokens, which exceeds this limit even without any output "
+            "tokens. Please reduce the length of the input prompt.")
+    if m is not None and m > limit:
+        raise LengthError(
+            f"max_tokens={m} cannot be greater than max_model_len={limit}. Please request "
+            "fewer output tokens.")
+    room = limit - p
+    if room < 1:
+        raise LengthError(f"max_tokens must be at least 1, got {room}.")
+    if m is None:
+        return Budget(max_tokens=room, clamped=False)
+    return Budget(max_tokens=min(m, room), clamped=m > room)

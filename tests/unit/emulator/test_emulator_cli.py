@@ -1,0 +1,131 @@
+"""The emulator's command line: vLLM's flags as `vllm serve` takes them, and its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vllmfleet.emulator import parse
+from vllmfleet.inventory import load
+from vllmfleet.render import vllm_args
+
+REPO = Path(__file__).resolve().parents[3]
+FLEET = REPO / "configs" / "fleet.yaml"
+BASE = ["--model", "org/m", "--max-model-len", "4096"]
+
+
+def _rejected(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exc:
+        parse(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_unknown_flag_is_rejected_like_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _rejected([*BASE, "--max-model-length", "4096"], capsys)
+    assert "unrecognized arguments: --max-model-length" in err
+
+
+def test_abbreviated_flag_is_not_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "unrecognized arguments" in _rejected([*BASE, "--max-num-s", "2"], capsys)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--kv-cache-dtype", "fp9"),
+                                             ("--quantization", "awq-marlin"),
+                                             ("--dtype", "fp17")])
+def test_invalid_choice_is_rejected(flag: str, value: str,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert f"argument {flag}" in _rejected([*BASE, flag, value], capsys)
+
+
+@pytest.mark.parametrize("host", ["wintermute", "armitage"])
+def test_the_renderers_flags_for_the_shipped_inventory_parse(host: str) -> None:
+    inventory = load(FLEET)
+    h = inventory.hosts[host]
+    assert h.vllm is not None
+    cfg = parse([*vllm_args(h, bind="127.0.0.1", port=0),
+                 "--emulator-inventory", str(FLEET), "--emulator-host", host])
+    assert cfg.served_model_names == (h.vllm.served_model_name,)
+    assert cfg.model == h.vllm.weights
+    assert (cfg.max_model_len, cfg.max_num_seqs) == (h.vllm.max_model_len, h.vllm.max_num_seqs)
+    assert (cfg.kv_cache_dtype, cfg.quantization) == (h.vllm.kv_cache_dtype,
+                                                      h.vllm.quantization)
+    assert cfg.gpu is not None and cfg.gpu.vram_gib == h.gpu.vram_gib  # type: ignore[union-attr]
+
+
+def test_every_listed_vllm_flag_is_accepted() -> None:
+    cfg = parse([
+        "--model", "org/m", "--served-model-name", "a", "b", "--host", "127.0.0.1",
+        "--port", "8001", "--max-model-len", "16k", "--max-num-seqs", "4",
+        "--max-num-batched-tokens", "2048", "--gpu-memory-utilization", "0.85",
+        "--kv-cache-dtype", "fp8_e5m2", "--quantization", "awq", "--tensor-parallel-size", "1",
+        "--enforce-eager", "--dtype", "half", "--trust-remote-code", "--download-dir", "/d",
+        "--disable-log-requests", "--api-key", "k1", "--uvicorn-log-level", "warning",
+        "--generation-config", "vllm", "--chat-template", "t.jinja", "--seed", "0",
+        "--enable-prefix-caching", "--swap-space", "4", "--no-enable-chunked-prefill"])
+    assert cfg.served_model_names == ("a", "b")
+    assert (cfg.max_model_len, cfg.port, cfg.api_keys) == (16000, 8001, ("k1",))
+    assert cfg.enforce_eager and cfg.log_level == "warning"
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "org/m", "--max-model-len", "4096"],
+    ["org/m", "--max-model-len", "4096"],
+    ["--model=org/m", "--max_model_len=4096"],
+    ["--model", "org/m", "--max_model_len", "4096"],
+])
+def test_model_positional_equals_and_underscore_forms(argv: list[str]) -> None:
+    cfg = parse(argv)
+    assert (cfg.model, cfg.served_model_names, cfg.max_model_len) == ("org/m", ("org/m",), 4096)
+
+
+def test_config_file_supplies_flags(tmp_path: Path) -> None:
+    config = tmp_path / "vllm.yaml"
+    config.write_text("model: org/m\nmax_model_len: 2048\nenforce_eager: true\n"
+                      "served_model_name: [x, y]\n")
+    cfg = parse(["--config", str(config)])
+    assert (cfg.model, cfg.max_model_len, cfg.enforce_eager) == ("org/m", 2048, True)
+    assert cfg.served_model_names == ("x", "y")
+
+
+def test_max_model_len_defaults_to_the_models_maximum() -> None:
+    cfg = parse(["--model", "org/m", "--quantization", "awq_marlin",
+                 "--emulator-inventory", str(FLEET), "--emulator-host", "armitage"])
+    assert cfg.max_model_len == 32768
+
+
+def test_without_a_model_config_max_model_len_is_required(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--max-model-len" in _rejected(["--model", "org/m"], capsys)
+
+
+def test_gpu_without_architecture_names_the_missing_flags(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    err = _rejected([*BASE, "--emulator-gpu-vram-gib", "12", "--emulator-layers", "32"], capsys)
+    assert "--emulator-kv-heads" in err and "--emulator-weights-gib" in err
+
+
+def test_inventory_needs_a_known_vllm_host(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _rejected([*BASE, "--emulator-inventory", str(FLEET), "--emulator-host", "motoko"],
+                    capsys)
+    assert "motoko" in err and "wintermute" in err
+    assert "go together" in _rejected([*BASE, "--emulator-inventory", str(FLEET)], capsys)
+
+
+def test_inventory_weights_follow_the_command_lines_quantization(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    inv = [*BASE, "--emulator-inventory", str(FLEET), "--emulator-host", "wintermute"]
+    assert parse([*inv, "--quantization", "awq_marlin"]).architecture.weights_gib == 5.37  # type: ignore[union-attr]
+    assert parse(inv).architecture.weights_gib == 14.99  # type: ignore[union-attr]
+    assert "no 'gptq' entry" in _rejected([*inv, "--quantization", "gptq"], capsys)
+
+
+def test_bad_emulator_version_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "MAJOR.MINOR" in _rejected([*BASE, "--emulator-vllm-version", "latest"], capsys)
+
+
+def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", "from-env")
+    assert parse(BASE).api_keys == ("from-env",)
+    assert parse([*BASE, "--api-key", "flag"]).api_keys == ("flag",)
