@@ -83,7 +83,12 @@ class SSHTransport:
         self._drop()
         conn = self._new_connection()
         try:
-            conn.open()
+            try:
+                conn.open()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise
         except paramiko.BadHostKeyException as exc:
             raise HostError(
                 f"the host key of {self.address}:{self.port} CHANGED ({exc.key.get_name()} "
