@@ -73,9 +73,12 @@ class RenderError(FleetError):
 class HostError(FleetError):
     """An operation on a host failed."""
 
-    def __init__(self, message: str, *, host: str, command: str | None = None) -> None:
+    def __init__(self, message: str, *, host: str, command: str | None = None,
+                 exit_code: int | None = None, stderr: str = "") -> None:
         self.host = host
         self.command = command
+        self.exit_code = exit_code
+        self.stderr = stderr
         super().__init__(f"{host}: {message}")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paramiko  # type: ignore[import-untyped, unused-ignore]
+import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
