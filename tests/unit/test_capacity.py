@@ -204,7 +204,7 @@ def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
 
 def test_input_for_reads_the_inventory(inventory: Any) -> None:
     inp = capacity.input_for(inventory, "wintermute")
-    assert (inp.vram_gib, inp.reserved_gib, inp.gpu_memory_utilization) == (12, 0.8, 0.92)
+    assert (inp.vram_gib, inp.reserved_gib, inp.gpu_memory_utilization) == (12, 0.5, 0.92)
     assert inp.weights_gib == 5.37          # awq_marlin loads the awq checkpoint
     assert (inp.layers, inp.kv_heads, inp.kv_cache_dtype, inp.max_model_len) == (
         32, 8, "fp8", 16384)
