@@ -53,6 +53,10 @@ What LiteLLM 1.106 does and what these hooks add (each point tried on a real pro
   is 0), else the upstream's own hint. LiteLLM copies the exception's headers onto the response
   (``common_request_processing.handle_llm_api_exception``). Non-429 errors pass through
   unchanged, so a limit is never turned into a 5xx.
+* Auth: no key, or a key without the ``sk-`` prefix, is a 401; but an ``sk-`` key that is
+  not the master key gets 400 "No connected db." (type ``no_db_connection``) from a proxy
+  without a key database, as ours is. Auth failures also pass through the failure hook
+  (``auth_exception_handler``), which turns that one into a 401 that says what to send.
 """
 
 from __future__ import annotations
@@ -81,6 +85,9 @@ PARALLEL_RETRY_AFTER_S = 1
 _OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens")
 _GENERATION_CALLS = frozenset({"completion", "acompletion", "text_completion", "atext_completion"})
 _CLAMP_KEY = "vllmfleet_max_tokens_clamped"
+_WRONG_KEY = ("Authentication Error: this key is not the proxy's master key, and the proxy "
+              "keeps no key database, so no other key is valid. Send the master key "
+              "(Authorization: Bearer <key>).")
 _NO_DEPLOYMENT = ("No deployments available", "No healthy deployment available")
 _log = logging.getLogger("vllmfleet.proxy_hooks")
 
@@ -261,8 +268,10 @@ class VllmfleetHooks(CustomLogger):
                                            user_api_key_dict: Any,
                                            traceback_str: str | None = None
                                            ) -> HTTPException | None:
-        """Give a 429 a standard Retry-After; leave every other error as LiteLLM made it."""
+        """Give a 429 a standard Retry-After, a wrong key a 401; leave other errors alone."""
         exc = original_exception
+        if getattr(exc, "type", None) == "no_db_connection":
+            return _LimitError(401, _WRONG_KEY, type="auth_error")
         if not _is_rate_limit(exc):
             return None
         headers = getattr(exc, "headers", None)

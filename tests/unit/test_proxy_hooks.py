@@ -235,3 +235,12 @@ def test_upstream_429_keeps_its_own_hint(hooks: ModuleType) -> None:
 def test_other_errors_pass_through_unchanged(hooks: ModuleType, exc: Exception) -> None:
     assert _fail(hooks, exc) is None
 
+
+
+def test_a_key_that_is_not_the_master_key_is_a_401(hooks: ModuleType) -> None:
+    from litellm.proxy._types import ProxyException
+    exc = ProxyException(message="No connected db.", type="no_db_connection", param=None,
+                         code=400)
+    result = _fail(hooks, exc)
+    assert result.status_code == 401
+    assert "master key" in result.detail
