@@ -55,7 +55,8 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen (on ``sock`` if given, else on the configured host and port)."""

@@ -77,12 +77,12 @@ class OpenAIApi:
         }
 
     async def __call__(self, request: Request) -> Response | StreamResponse:
+        if self._auth and request.path.startswith("/v1") and request.method != "OPTIONS" \
+                and request.headers.get("authorization") not in self._auth:
+            return _json(401, {"error": "Unauthorized"})  # vLLM's middleware, before routing
         methods = self._routes.get(request.path)
         if methods is None:
             return _json(404, {"detail": "Not Found"})
-        if self._auth and request.path.startswith("/v1") and \
-                request.headers.get("authorization") not in self._auth:
-            return _json(401, {"error": "Unauthorized"})
         route = methods.get(request.method)
         if route is None:
             return _json(405, {"detail": "Method Not Allowed"})

@@ -58,7 +58,7 @@ SPACE_CHUNK = 8
 OTHER_CHUNK = 2
 _HASH_BASE = 1024
 _HASH_SPACE = (1 << 31) - _HASH_BASE
-_MAX_REMEMBERED = 1_000_000
+_MAX_REMEMBERED = 200_000  # pieces and words kept for decoding; bounds memory
 
 # cl100k_base's pre-tokenizer, with \p{L} written as [^\W\d_] for Python's re.
 _PRETOKEN = re.compile(

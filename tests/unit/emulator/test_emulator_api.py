@@ -190,7 +190,9 @@ def test_api_key_is_required_on_v1_only(emulator: Any) -> None:
             wrong = await client.get("/v1/models", headers={"Authorization": "Bearer no"})
             right = await client.get("/v1/models", headers={"Authorization": "Bearer sk-local"})
             health = await client.get("/health")
+            unknown = await client.get("/v1/nowhere")
         assert (missing.status_code, missing.json()) == (401, {"error": "Unauthorized"})
+        assert unknown.status_code == 401  # the key is checked before routing, as in vLLM
         assert wrong.status_code == 401
         assert (right.status_code, health.status_code) == (200, 200)
     asyncio.run(go())
