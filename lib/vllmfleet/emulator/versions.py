@@ -1,14 +1,16 @@
 """What changes with the emulated vLLM version: length rules and the error body's shape.
 
 Three eras of vLLM's OpenAI server (``vllm/entrypoints/openai/serving_engine.py`` and,
-later, ``SamplingParams`` after the renderer clamps ``max_tokens``):
+later, ``SamplingParams`` after the renderer clamps ``max_tokens``). The era boundaries
+are where the messages are seen in the field (0.9.x logs still show the first; 0.10/0.11
+answers the second), not exact release notes:
 
-``reject-sum`` (before 0.8)
+``reject-sum`` (before 0.10)
     prompt >= L with max_tokens omitted → "This model's maximum context length is L tokens.
     However, you requested P tokens in the messages, Please reduce the length of the
     messages."; prompt + max_tokens > L → "… However, you requested P+M tokens (P in the
     messages, M in the completion). Please reduce the length of the messages or completion."
-``reject-max-tokens`` (0.8 to 0.31; the fleet's v0.11.0)
+``reject-max-tokens`` (0.10 to 0.31; the fleet's v0.11.0)
     prompt >= L → "… However, your request has P input tokens. Please reduce the length of
     the input messages."; prompt + max_tokens > L → "'max_tokens' or 'max_completion_tokens'
     is too large: M. This model's maximum context length is L tokens and your request has P
@@ -57,7 +59,7 @@ class VersionRules:
     @classmethod
     def of(cls, version: str) -> VersionRules:
         key = parse_version(version)
-        era: Era = ("reject-sum" if key < (0, 8) else
+        era: Era = ("reject-sum" if key < (0, 10) else
                     "reject-max-tokens" if key < (0, 32) else "clamp")
         return cls(version=version, era=era, nested_errors=key >= (0, 10))
 

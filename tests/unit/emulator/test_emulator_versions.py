@@ -31,6 +31,7 @@ def _message(rules: VersionRules, p: int, m: int | None, *, chat: bool = True) -
 
 def test_versions_select_eras_and_body_shapes() -> None:
     assert [r.era for r in (OLD, CURRENT, CLAMP)] == ["reject-sum", "reject-max-tokens", "clamp"]
+    assert VersionRules.of("0.9.2").era == "reject-sum"
     assert [r.nested_errors for r in (VersionRules.of("0.9.2"), CURRENT)] == [False, True]
     assert parse_version("v0.10.1.post1") == (0, 10, 1)
     with pytest.raises(ValueError, match=r"MAJOR\.MINOR"):
