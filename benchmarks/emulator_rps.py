@@ -4,7 +4,10 @@ Starts ``python -m vllmfleet.emulator`` (pinned to one CPU with taskset when ava
 time scale 0, short answers) and drives non-streamed chat completions at several
 concurrency levels with aiohttp (httpx's pool is itself the bottleneck at high
 concurrency; see DESIGN.md "Performance notes"). Each level runs until ``--requests``
-requests are done or ``--seconds`` have passed, whichever comes first.
+requests are done or ``--seconds`` have passed, whichever comes first. Besides the
+requests per second it prints the emulator's own CPU time per request (from /proc) and
+what that makes at 100 % of one core: on a busy machine the wall-clock figure depends on
+the neighbours, the CPU figure much less.
 
     python benchmarks/emulator_rps.py [--concurrency 1 16 64] [--requests 4000]
                                       [--seconds 10] [--output-tokens 16]
@@ -21,10 +24,20 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 
 MESSAGES = [{"role": "user", "content": "Write one short sentence about GPUs."}]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -96,11 +109,16 @@ async def run(args: argparse.Namespace) -> None:
         print(f"emulator pid {proc.pid}, pinned to CPU {args.server_cpu}; "
               f"{args.output_tokens} output tokens per answer; access log "
               f"{'off' if args.quiet else 'on'}")
-        print(f"{'concurrency':>11} {'requests':>9} {'seconds':>8} {'req/s':>9} {'errors':>7}")
+        print(f"{'concurrency':>11} {'requests':>9} {'seconds':>8} {'req/s':>9} {'errors':>7} "
+              f"{'cpu us/req':>11} {'req/s/core':>11}")
         for c in args.concurrency:
+            before = cpu_seconds(proc.pid)
             done, elapsed, errors = await level(url, c, requests=args.requests,
                                                 seconds=args.seconds)
-            print(f"{c:>11} {done:>9} {elapsed:>8.2f} {done / elapsed:>9.0f} {errors:>7}")
+            after = cpu_seconds(proc.pid)
+            cpu = "" if before is None or after is None or not done else \
+                f"{(after - before) / done * 1e6:>11.0f} {done / max(after - before, 1e-9):>11.0f}"
+            print(f"{c:>11} {done:>9} {elapsed:>8.2f} {done / elapsed:>9.0f} {errors:>7} {cpu}")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
