@@ -29,6 +29,7 @@ def fleet_inventory(tmp_path_factory: pytest.TempPathFactory) -> Inventory:
 def local_fleet(fleet_inventory: Inventory,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
     """The session's local fleet; stopped at the end, and checked to leave no process."""
+    pytest.importorskip("litellm", reason="the local fleet needs `pip install -e .[proxy]`")
     build = tmp_path_factory.mktemp("localfleet")
     started = time.monotonic()
     state = localfleet.up(fleet_inventory, build_dir=build, speed=1.0, templates=TEMPLATES)

@@ -14,14 +14,13 @@ aliases' RPM (60/40 per minute). Requests go through httpx, the OpenAI SDK, or b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from vllmfleet import inventory, localfleet
 from vllmfleet.inventory import Inventory
@@ -68,13 +67,20 @@ class LocalFleet:
         text = httpx.get(self.state.emulator_url(host) + "/metrics", timeout=5.0,
                          trust_env=False).text
         out: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                out[sample.name] = out.get(sample.name, 0.0) + sample.value
+        for name, value in _samples(text):
+            out[name] = out.get(name, 0.0) + value
         return out
 
     def requests_done(self, host: str) -> float:
         return self.metrics(host).get("vllm:request_success_total", 0.0)
+
+
+def _samples(text: str) -> Iterator[tuple[str, float]]:
+    from prometheus_client.parser import text_string_to_metric_families  # the [proxy] extra
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            yield sample.name, sample.value
 
 
 def chat(model: str, content: str = "Say hello to the fleet.", **fields: Any) -> dict[str, Any]:
@@ -107,9 +113,9 @@ def burst(fleet: LocalFleet, bodies: Sequence[dict[str, Any]], *, watch: str) ->
             most = 0.0
             while not all(s.done() for s in sends):
                 page = await poller.get(fleet.state.emulator_url(watch) + "/metrics")
-                for family in text_string_to_metric_families(page.text):
-                    if family.name == "vllm:num_requests_waiting":
-                        most = max([most, *(s.value for s in family.samples)])
+                for name, value in _samples(page.text):
+                    if name == "vllm:num_requests_waiting":
+                        most = max(most, value)
                 await asyncio.wait(sends, timeout=0.02)
             return Burst(responses=[s.result() for s in sends], max_waiting=most)
 
