@@ -6,13 +6,14 @@ from pathlib import Path
 
 from invoke.collection import Collection
 
-from vllmfleet.tasks import checks
+from vllmfleet.tasks import checks, fleet
 from vllmfleet.tasks._common import DEFAULTS
 
 ns = Collection()
 ns.add_task(checks.validate)
 ns.add_task(checks.plan)
 ns.add_task(checks.render)
+ns.add_collection(Collection.from_module(fleet))
 ns.configure({"vllmfleet": {
     **DEFAULTS,
     # relative to this file, so `inv` works from any folder of the checkout

@@ -55,9 +55,18 @@ def _words(n: int) -> str:
 
 def _limit_check(target: str, name: str, what: str, result: Result, needle: str) -> Check:
     refused = result.status_class == "4xx" and needle in result.error
-    detail = f"{result.status} {result.error[:90]}" if result.error else f"{result.status}"
-    return Check(target=target, name=name, what=what, ok=refused, detail=detail,
+    return Check(target=target, name=name, what=what, ok=refused,
+                 detail=f"{result.status} {_around(result.error, needle)}",
                  latency_s=result.latency_s)
+
+
+def _around(message: str, needle: str, width: int = 80) -> str:
+    """The part of ``message`` that shows ``needle`` (the limit), for a one-line report."""
+    at = message.find(needle)
+    if len(message) <= width or at < 0:
+        return message[:width]
+    start = max(0, min(at - width // 2, len(message) - width))
+    return ("…" if start else "") + message[start:start + width] + "…"
 
 
 async def _direct(inv: Inventory, host: str, url: str) -> list[Check]:

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("litellm", reason="the integration tests need `pip install -e .[proxy]`")
-
 from fleetkit import TEMPLATES, LocalFleet, inventory_with_probes
 
 from vllmfleet import localfleet
@@ -29,7 +27,6 @@ def fleet_inventory(tmp_path_factory: pytest.TempPathFactory) -> Inventory:
 def local_fleet(fleet_inventory: Inventory,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
     """The session's local fleet; stopped at the end, and checked to leave no process."""
-    pytest.importorskip("litellm", reason="the local fleet needs `pip install -e .[proxy]`")
     build = tmp_path_factory.mktemp("localfleet")
     started = time.monotonic()
     state = localfleet.up(fleet_inventory, build_dir=build, speed=1.0, templates=TEMPLATES)

@@ -32,7 +32,7 @@ def validate(c: Context, inventory: str | None = None) -> None:
 def plan(c: Context, inventory: str | None = None, host: str | None = None,
          json: bool = False) -> None:
     """Predict whether each host's vLLM config fits its GPU (weights, KV cache, headroom)."""
-    from vllmfleet import capacity
+    import vllmfleet.capacity as capacity
 
     inv = load_inventory(c, inventory)
     rows = capacity.plan(inv, pick_hosts(inv, host, vllm_only=True))
@@ -48,7 +48,7 @@ def plan(c: Context, inventory: str | None = None, host: str | None = None,
 def render(c: Context, inventory: str | None = None, out: str | None = None,
            host: str | None = None) -> None:
     """Render every config file of the fleet (vLLM launch, LiteLLM config, systemd unit)."""
-    from vllmfleet import render as renderer
+    import vllmfleet.render as renderer
 
     inv = load_inventory(c, inventory)
     out_dir = Path(out or setting(c, "render_dir") or Path(setting(c, "build_dir")) / "rendered")

@@ -1,0 +1,120 @@
+"""fleet.*: the local fleet on 127.0.0.1 (an emulator per GPU host, a real LiteLLM proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from vllmfleet import localfleet
+from vllmfleet.tasks._common import load_inventory, setting, user_errors
+
+_INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
+
+
+def _build_dir(c: Context) -> Path:
+    return Path(setting(c, "build_dir")) / "localfleet"
+
+
+def _progress() -> localfleet.Progress:
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        print(f"  [{time.monotonic() - started:5.1f} s] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _speed(value: str | None) -> float:
+    try:
+        speed = float(value) if value is not None else 1.0
+    except ValueError:
+        raise Exit(f"error: --speed {value!r} is not a number; use e.g. --speed 10 "
+                   "(ten times faster than the configured tokens/s)", code=2) from None
+    if speed <= 0:
+        raise Exit(f"error: --speed {value} must be positive, e.g. --speed 1", code=2)
+    return speed
+
+
+def _start(c: Context, inventory: str | None, engine: str | None,
+           speed: str | None) -> localfleet.FleetState:
+    inv = load_inventory(c, inventory)
+    chosen = engine or "emulator"
+    if chosen not in localfleet.ENGINES:
+        raise Exit(f"error: --engine {chosen!r} is not available; use one of: "
+                   + ", ".join(localfleet.ENGINES), code=2)
+    print(f"starting the local fleet of {inv.path} (engine {chosen})", file=sys.stderr)
+    with user_errors():
+        return localfleet.up(inv, speed=_speed(speed), build_dir=_build_dir(c),
+                             progress=_progress())
+
+
+def _describe(state: localfleet.FleetState) -> str:
+    lines = [f"proxy      {state.proxy_url}/v1   (key: {state.master_key_file}, "
+             f"env {state.master_key_env})"]
+    lines += [f"{name:<10} {url}/v1" for name, url in state.host_urls.items()]
+    lines.append(f"logs       {Path(state.build_dir) / 'logs'}")
+    return "\n".join(lines)
+
+
+@task(help={"inventory": _INV, "engine": "engine per GPU host: emulator (default)",
+            "speed": "emulated speed factor: 10 = ten times faster (default 1)"})
+def up(c: Context, inventory: str | None = None, engine: str | None = None,
+       speed: str | None = None) -> None:
+    """Start the local fleet on 127.0.0.1: an emulator per GPU host, LiteLLM in front."""
+    state = _start(c, inventory, engine, speed)
+    print(_describe(state))
+
+
+@task
+def down(c: Context) -> None:
+    """Stop the local fleet: exactly the processes `fleet.up` recorded."""
+    with user_errors():
+        pids = localfleet.down(_build_dir(c))
+    print(f"stopped PIDs {', '.join(map(str, pids))}" if pids else "no local fleet is running")
+
+
+@task
+def status(c: Context) -> None:
+    """Show the local fleet's processes, URLs and health; exit 1 when unhealthy."""
+    with user_errors():
+        current = localfleet.status(_build_dir(c))
+    if current is None:
+        raise Exit("no local fleet is recorded; start one with `inv fleet.up`", code=1)
+    for comp in current.components:
+        p = comp.process
+        verdict = "healthy" if comp.healthy else ("UNHEALTHY" if comp.alive else "DOWN")
+        print(f"{p.name:<10} {p.role:<8} pid {p.pid:<7} {p.url:<24} {verdict:<9} {comp.detail}")
+    if not current.healthy:
+        raise Exit("the local fleet is not healthy (logs: "
+                   f"{Path(current.state.build_dir) / 'logs'})", code=1)
+
+
+@task(help={"inventory": _INV, "speed": "emulated speed factor (default 1)",
+            "keep": "leave the fleet running afterwards"})
+def demo(c: Context, inventory: str | None = None, speed: str | None = None,
+         keep: bool = False) -> None:
+    """The main job on the local fleet: start it, smoke-test proxy and hosts, report, stop."""
+    from vllmfleet.smoke import Endpoints, format_smoke, run_smoke
+
+    inv = load_inventory(c, inventory)
+    started = time.monotonic()
+    state = _start(c, inventory, None, speed)
+    try:
+        print(_describe(state), end="\n\n")
+        endpoints = Endpoints(proxy_url=state.proxy_url, api_key=state.master_key,
+                              hosts=state.host_urls)
+        report = asyncio.run(run_smoke(inv, endpoints))
+        print(format_smoke(report))
+    finally:
+        if not keep:
+            with user_errors():
+                localfleet.down(_build_dir(c))
+            print(f"local fleet stopped ({time.monotonic() - started:.1f} s in all)")
+    if not report.ok:
+        raise Exit("the smoke test failed: see the FAIL lines above", code=1)
