@@ -25,14 +25,17 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from vllmfleet.client import Result
+if TYPE_CHECKING:  # the client (httpx) is not needed to summarise results
+    from vllmfleet.client import Result
+
 
 PERCENTILES: tuple[float, ...] = (0.50, 0.90, 0.99)
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 
-Send = Callable[[int], Awaitable[Result]]
+Send = Callable[[int], Awaitable["Result"]]
 ReadMetrics = Callable[[], Awaitable[dict[str, float]]]
 
 

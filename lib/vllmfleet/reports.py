@@ -24,10 +24,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vllmfleet.client import Result
 from vllmfleet.load import LoadRun, Stats, outcome
+
+if TYPE_CHECKING:  # the client (httpx) is not needed to summarise results
+    from vllmfleet.client import Result
 
 CSV_COLUMNS: tuple[str, ...] = (
     "test_id", "request_id", "model", "max_input_tokens", "success", "latency", "status_code",

@@ -1,0 +1,71 @@
+"""Small checks the suites share; each returns problems in words, never raises.
+
+A suite collects problems and calls :func:`fail_with`, so a failure reads like a finding
+("wintermute via proxy: 2 of 5 requests did not complete …") instead of an assert diff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NoReturn
+
+import pytest
+
+from pytest_vllmfleet.fleet import Fleet, Route
+from vllmfleet.client import Result
+
+SHORT = [{"role": "user", "content": "Reply with one word: ready?"}]
+
+
+def describe(result: Result) -> str:
+    """One request in a line: status, time, and the error or the start of the answer."""
+    head = f"{result.status or result.status_class} in {result.latency_s * 1000:.0f} ms"
+    if result.retry_after is not None:
+        head += f", Retry-After {result.retry_after:g} s"
+    return f"{head}: {result.error[:240]}" if result.error else head
+
+
+def fail_with(where: str, problems: Sequence[str], details: Iterable[str] = ()) -> NoReturn:
+    """Fail the test with a readable list of what is wrong (no traceback)."""
+    lines = [f"{where}:", *(f"  - {p}" for p in problems)]
+    more = list(details)
+    if more:
+        lines += ["  requests:", *(f"    {d}" for d in more)]
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+async def still_serves(route: Route) -> list[str]:
+    """Problems if the target no longer answers: /health (direct) and a short request."""
+    problems: list[str] = []
+    if route.target == "direct":
+        status = await route.client.health()
+        if status != 200:
+            problems.append(f"/health answers {status or 'nothing'} afterwards: the server "
+                            "crashed or ran out of memory (see its log)")
+    answer = await route.client.chat(model=route.model, messages=SHORT, max_tokens=4)
+    if not answer.ok:
+        problems.append(f"a short request afterwards failed: {describe(answer)}")
+    return problems
+
+
+def refused_naming(result: Result, *, limit: int, what: str) -> list[str]:
+    """Problems unless ``result`` is a 4xx (not 429) whose message contains ``limit``."""
+    if result.ok:
+        return [f"accepted (200) although it is over {what}={limit}: the limit is not "
+                "enforced"]
+    if result.status_class == "5xx":
+        return [f"answered {result.status}, a server fault instead of a clear refusal: "
+                f"{result.error[:240]}"]
+    if result.status_class != "4xx":
+        return [f"expected a 4xx refusal over {what}={limit}, got {describe(result)}"]
+    if str(limit) not in result.error:
+        return [f"refused with {result.status}, but the message does not name the limit "
+                f"{what}={limit}: {result.error[:240]!r}"]
+    return []
+
+
+def route_for(fleet: Fleet, host: str, target: str, *, retry_429: int = 0) -> Route:
+    """The host's route on ``target``; skips a proxy test for a host no alias routes to."""
+    if target == "proxy" and fleet.primary_alias(host) is None:
+        pytest.skip(f"no alias of {fleet.inventory.path} routes to {host}")
+    return fleet.route(host, "proxy" if target == "proxy" else "direct", retry_429=retry_429)

@@ -1,0 +1,194 @@
+"""The fleet under test for one pytest session: where it answers and the clients to it.
+
+:class:`Fleet` is what the ``fleet`` fixture returns. It owns one event loop for the
+session (the suites are plain synchronous tests that call :meth:`Fleet.run`), one
+:class:`~vllmfleet.client.FleetClient` per vLLM host and one for the proxy, and a
+:class:`~vllmfleet.prompts.PromptBuilder` per host. :func:`start` makes one from the
+inventory: ``local`` starts the local fleet (its own ports, logs and key under a fresh
+directory) and stops it at the end; ``inventory`` uses the hosts' real addresses and the
+master key from the environment variable the inventory names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pytest_vllmfleet.settings import Mode, Target
+from vllmfleet.client import FleetClient
+from vllmfleet.errors import FleetError
+from vllmfleet.inventory import VLLM, Alias, Inventory
+from vllmfleet.prompts import PromptBuilder
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoints:
+    """Where a fleet answers: each vLLM host's server root, the proxy's, and its key."""
+
+    hosts: dict[str, str]
+    proxy_url: str
+    api_key: str | None
+    key_hint: str = ""  # what to do when api_key is None
+    logs: str = ""  # where the fleet's logs are, for failure messages
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    """How a test reaches a host on one target: the client and the model name to send."""
+
+    host: str
+    target: Target
+    client: FleetClient
+    model: str
+    alias: Alias | None
+
+
+def inventory_endpoints(inventory: Inventory) -> Endpoints:
+    """The real fleet: ``http://address:port`` per vLLM host and for the proxy."""
+    hosts = {}
+    for name, host in inventory.vllm_hosts.items():
+        assert host.vllm is not None
+        hosts[name] = f"http://{host.address}:{host.vllm.port}"
+    proxy = inventory.proxy
+    env = proxy.master_key_env
+    return Endpoints(hosts=hosts,
+                     proxy_url=f"http://{inventory.hosts[proxy.host].address}:{proxy.port}",
+                     api_key=os.environ.get(env) or None,
+                     key_hint=f"set {env} to the proxy's master key (the inventory's "
+                              f"proxy.master_key_env names that variable)")
+
+
+def local_endpoints(inventory: Inventory, workdir: Path, *,
+                    speed: float) -> tuple[Endpoints, Callable[[], None]]:
+    """Start the local fleet under ``workdir``; return its endpoints and how to stop it.
+
+    The one place that knows :mod:`vllmfleet.localfleet`'s interface.
+    """
+    from vllmfleet import localfleet
+
+    state = localfleet.up(inventory, build_dir=workdir, speed=speed)
+    endpoints = Endpoints(hosts=dict(state.host_urls), proxy_url=state.proxy_url,
+                          api_key=state.master_key,
+                          logs=str(workdir / "logs"))
+
+    def stop() -> None:
+        localfleet.down(workdir)
+
+    return endpoints, stop
+
+
+class Fleet:
+    """The fleet of this session (see the module docstring)."""
+
+    def __init__(self, *, mode: Mode, inventory: Inventory, hosts: tuple[str, ...],
+                 endpoints: Endpoints, timeout_s: float,
+                 stop: Callable[[], None] | None = None) -> None:
+        self.mode = mode
+        self.inventory = inventory
+        self.hosts = hosts
+        self.endpoints = endpoints
+        self.timeout_s = timeout_s
+        self._stop = stop
+        self._loop = asyncio.new_event_loop()
+        self._clients: dict[tuple[str, int], FleetClient] = {}
+        self._prompts: dict[str, PromptBuilder] = {}
+
+    # -- running async code from synchronous tests ----------------------------------
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the session's event loop (where the clients live)."""
+        return self._loop.run_until_complete(coro)
+
+    # -- what the inventory says --------------------------------------------------------
+    def vllm(self, host: str) -> VLLM:
+        spec = self.inventory.hosts[host].vllm
+        if spec is None:
+            raise FleetError(f"{host} runs no vLLM in {self.inventory.path}")
+        return spec
+
+    def primary_alias(self, host: str) -> Alias | None:
+        """The host's main alias at the proxy (not a profile); None when it has none."""
+        aliases = self.inventory.aliases_of(host)
+        main = [a for a in aliases if a.profile_of is None]
+        candidates = main or aliases
+        return candidates[0] if candidates else None
+
+    # -- clients ---------------------------------------------------------------------
+    def client(self, host: str) -> FleetClient:
+        """The direct client of vLLM host ``host``."""
+        if host not in self.endpoints.hosts:
+            known = ", ".join(self.endpoints.hosts) or "none"
+            raise FleetError(f"{host!r} is not a vLLM host of {self.inventory.path} "
+                             f"(vLLM hosts: {known})")
+        if (host, 0) not in self._clients:
+            self._clients[host, 0] = FleetClient(self.endpoints.hosts[host],
+                                                 timeout_s=self.timeout_s)
+        return self._clients[host, 0]
+
+    @property
+    def proxy(self) -> FleetClient:
+        """The proxy's client, with the master key; 429s are returned as they come."""
+        return self.proxy_client()
+
+    def proxy_client(self, *, retry_429: int = 0) -> FleetClient:
+        """The proxy's client; with ``retry_429`` it waits out 429s (Retry-After) and retries."""
+        if self.endpoints.api_key is None:
+            raise FleetError(f"no key for the proxy at {self.endpoints.proxy_url}: "
+                             f"{self.endpoints.key_hint}")
+        if ("", retry_429) not in self._clients:
+            self._clients["", retry_429] = FleetClient(
+                self.endpoints.proxy_url, api_key=self.endpoints.api_key,
+                timeout_s=self.timeout_s, retry_429=retry_429)
+        return self._clients["", retry_429]
+
+    def prompts(self, host: str) -> PromptBuilder:
+        """Exact-size prompts for ``host``'s model, counted by its /tokenize."""
+        if host not in self._prompts:
+            self._prompts[host] = PromptBuilder(self.client(host),
+                                                model=self.vllm(host).served_model_name,
+                                                host=host)
+        return self._prompts[host]
+
+    def route(self, host: str, target: Target, *, retry_429: int = 0) -> Route:
+        """Client and model for ``host`` on ``target`` (the primary alias via the proxy).
+
+        ``retry_429`` (proxy only) makes the client wait out rate limits and retry.
+        """
+        alias = self.primary_alias(host)
+        if target == "direct":
+            return Route(host=host, target=target, client=self.client(host),
+                         model=self.vllm(host).served_model_name, alias=alias)
+        if alias is None:
+            raise FleetError(f"no alias of {self.inventory.path} routes to {host}; add one "
+                             "under aliases: to test it through the proxy")
+        return Route(host=host, target=target, client=self.proxy_client(retry_429=retry_429),
+                     model=alias.name,
+                     alias=alias)
+
+    # -- the end ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the clients and the loop, then stop the local fleet if this session started it."""
+        try:
+            for client in self._clients.values():
+                self.run(client.aclose())
+            self._loop.close()
+        finally:
+            if self._stop is not None:
+                self._stop()
+
+
+def start(*, mode: Mode, inventory: Inventory, hosts: tuple[str, ...], workdir: Path,
+          speed: float) -> Fleet:
+    """The fleet of ``inventory``: started locally under ``workdir``, or the real one."""
+    timeout = float(inventory.proxy.request_timeout_s)
+    if mode == "inventory":
+        return Fleet(mode=mode, inventory=inventory, hosts=hosts,
+                     endpoints=inventory_endpoints(inventory), timeout_s=timeout)
+    endpoints, stop = local_endpoints(inventory, workdir, speed=speed)
+    return Fleet(mode=mode, inventory=inventory, hosts=hosts, endpoints=endpoints,
+                 timeout_s=min(timeout, 120.0), stop=stop)

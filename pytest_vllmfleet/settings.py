@@ -1,0 +1,207 @@
+"""The plugin's options: command line, environment, ini file, default — in that order.
+
+Every option has three spellings: ``--fleet-config PATH``, ``VLLMFLEET_FLEET_CONFIG=PATH``
+and ``vllmfleet_fleet_config = PATH`` in the ini file (``[tool.pytest.ini_options]``).
+The first one present wins. A bad value raises :class:`pytest.UsageError` that names where
+it came from, so a stale environment variable is not mistaken for a typo on the command
+line. Relative paths are resolved against the directory pytest was started in (command
+line, environment) or the ini file's directory (ini).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+Mode = Literal["local", "inventory"]
+Target = Literal["direct", "proxy"]
+MODES: tuple[Mode, ...] = ("local", "inventory")
+TARGETS: tuple[Target, ...] = ("direct", "proxy")
+DEFAULT_INVENTORY = Path("configs") / "fleet.yaml"
+DEFAULT_ARTIFACTS = Path("artifacts")
+DEFAULT_SPEED = 20.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One option in its three spellings."""
+
+    flag: str
+    help: str
+    metavar: str
+    repeat: bool = False
+
+    @property
+    def dest(self) -> str:
+        return "vllmfleet_" + self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def ini(self) -> str:
+        return self.dest
+
+    @property
+    def env(self) -> str:
+        return self.dest.upper()
+
+
+HOST = Option(flag="--host", metavar="NAME", repeat=True,
+              help="run the fleet suites against this vLLM host of the inventory (repeat or "
+                   "comma-separate for several; default: every vLLM host)")
+FLEET = Option(flag="--fleet", metavar="local|inventory",
+               help="local (default): start a local fleet from the inventory once per session "
+                    "and stop it at the end; inventory: test the real hosts at their addresses")
+FLEET_CONFIG = Option(flag="--fleet-config", metavar="PATH",
+                      help="the inventory (default: configs/fleet.yaml under the rootdir)")
+TARGET = Option(flag="--target", metavar="direct|proxy|both",
+                help="talk to the vLLM servers directly, through the LiteLLM proxy, or both "
+                     "(default: both)")
+ARTIFACTS = Option(flag="--artifacts-dir", metavar="DIR",
+                   help="where the CSV/JSON reports go (default: artifacts under the rootdir)")
+SPEED = Option(flag="--fleet-speed", metavar="X",
+               help="local fleet only: divide the emulated prefill/decode times by X "
+                    f"(1 = a real GPU's pace; default {DEFAULT_SPEED:g})")
+OPTIONS: tuple[Option, ...] = (HOST, FLEET, FLEET_CONFIG, TARGET, ARTIFACTS, SPEED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Value:
+    """A raw option value and where it came from, for messages."""
+
+    text: str
+    source: str  # "command line", "environment" or the ini file
+    spelled: str  # how the user wrote it: "--target=x", "VLLMFLEET_TARGET=x", "vllmfleet_target"
+    base: Path  # the directory a relative path is relative to
+
+    def where(self) -> str:
+        return f"{self.spelled} ({self.source})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The resolved options of one pytest session."""
+
+    mode: Mode
+    inventory: Path
+    inventory_explicit: bool
+    inventory_where: str
+    hosts: tuple[str, ...] | None  # None: every vLLM host
+    hosts_where: str
+    targets: tuple[Target, ...]
+    artifacts_dir: Path
+    speed: float
+    explicit: tuple[str, ...]  # the options the user set (any spelling)
+
+
+def add_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    """Register each option on the command line (in ``group``) and as an ini key."""
+    for opt in OPTIONS:
+        extra = f" [env {opt.env}, ini {opt.ini}]"
+        if opt.repeat:
+            group.addoption(opt.flag, action="append", dest=opt.dest, default=None,
+                            metavar=opt.metavar, help=opt.help + extra)
+            parser.addini(opt.ini, opt.help, type="args", default=[])
+        else:
+            group.addoption(opt.flag, dest=opt.dest, default=None, metavar=opt.metavar,
+                            help=opt.help + extra)
+            parser.addini(opt.ini, opt.help, type="string", default="")
+
+
+def _raw(config: pytest.Config, opt: Option) -> Value | None:
+    """The first spelling of ``opt`` that is set: command line, environment, ini."""
+    here = Path(config.invocation_params.dir)
+    cli = config.getoption(opt.dest)
+    if cli:
+        text = ",".join(cli) if isinstance(cli, list) else str(cli)
+        return Value(text=text, source="command line", spelled=f"{opt.flag}={text}", base=here)
+    env = os.environ.get(opt.env, "").strip()
+    if env:
+        return Value(text=env, source="environment", spelled=f"{opt.env}={env}", base=here)
+    ini = config.getini(opt.ini)
+    text = " ".join(ini) if isinstance(ini, list) else str(ini or "").strip()
+    if text:
+        inifile = config.inipath
+        return Value(text=text, source=str(inifile) if inifile else "ini",
+                     spelled=f"{opt.ini} = {text}",
+                     base=inifile.parent if inifile else config.rootpath)
+    return None
+
+
+def _choice(value: Value | None, choices: tuple[str, ...], default: str) -> str:
+    if value is None:
+        return default
+    text = value.text.strip().lower()
+    if text not in choices:
+        hint = difflib.get_close_matches(text, choices, n=1)
+        raise pytest.UsageError(
+            f"vllmfleet: {value.where()}: {value.text!r} is not one of "
+            f"{', '.join(choices)}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    return text
+
+
+def _path(value: Value) -> Path:
+    path = Path(os.path.expanduser(value.text.strip()))
+    return path if path.is_absolute() else value.base / path
+
+
+def _speed(value: Value | None) -> float:
+    if value is None:
+        return DEFAULT_SPEED
+    try:
+        speed = float(value.text)
+    except ValueError:
+        speed = float("nan")
+    if not 0 < speed < float("inf"):
+        raise pytest.UsageError(f"vllmfleet: {value.where()}: give a positive number, e.g. "
+                                f"{DEFAULT_SPEED:g} (emulated delays {DEFAULT_SPEED:g} times "
+                                "shorter) or 1 (real time)")
+    return speed
+
+
+def split_names(text: str) -> list[str]:
+    """Host names from ``a,b``, ``a b`` or repeated flags (already comma-joined)."""
+    return [n for n in text.replace(",", " ").split() if n]
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Resolve every option (without loading the inventory); bad values are usage errors."""
+    raw = {opt.flag: _raw(config, opt) for opt in OPTIONS}
+    mode: Mode = "inventory" if _choice(raw[FLEET.flag], MODES, "local") == "inventory" \
+        else "local"
+    target = _choice(raw[TARGET.flag], ("direct", "proxy", "both"), "both")
+    targets: tuple[Target, ...] = TARGETS if target == "both" else (
+        ("direct",) if target == "direct" else ("proxy",))
+    inv = raw[FLEET_CONFIG.flag]
+    inventory = _path(inv) if inv else config.rootpath / DEFAULT_INVENTORY
+    art = raw[ARTIFACTS.flag]
+    artifacts = _path(art) if art else config.rootpath / DEFAULT_ARTIFACTS
+    if art and artifacts.exists() and not artifacts.is_dir():
+        raise pytest.UsageError(f"vllmfleet: {art.where()}: {artifacts} exists and is not a "
+                                "directory; name a directory for the reports")
+    hosts_value = raw[HOST.flag]
+    hosts = tuple(dict.fromkeys(split_names(hosts_value.text))) if hosts_value else None
+    return Settings(
+        mode=mode,
+        inventory=inventory, inventory_explicit=inv is not None,
+        inventory_where=inv.where() if inv else f"default ({DEFAULT_INVENTORY})",
+        hosts=hosts or None, hosts_where=hosts_value.where() if hosts_value else "",
+        targets=targets, artifacts_dir=artifacts, speed=_speed(raw[SPEED.flag]),
+        explicit=tuple(flag for flag, value in raw.items() if value is not None))
+
+
+def check_hosts(settings: Settings, vllm_hosts: list[str], inventory: Path) -> tuple[str, ...]:
+    """The selected hosts, checked against the inventory's vLLM hosts (in inventory order)."""
+    if settings.hosts is None:
+        return tuple(vllm_hosts)
+    for name in settings.hosts:
+        if name not in vllm_hosts:
+            hint = difflib.get_close_matches(name, vllm_hosts, n=1)
+            raise pytest.UsageError(
+                f"vllmfleet: {settings.hosts_where}: {name!r} is not a vLLM host of "
+                f"{inventory} (vLLM hosts: {', '.join(vllm_hosts) or 'none'})"
+                + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    return tuple(settings.hosts)

@@ -1,0 +1,101 @@
+"""Acceptance criterion 3: requests over a limit get a clear 4xx, never a 5xx.
+
+- over max_input_tokens, per alias, through the proxy: a prompt between the alias's limit
+  and the backend's max_model_len (so only the proxy can refuse it) → 4xx naming the limit;
+- over max_output_tokens, per alias, through the proxy → 4xx naming the limit, or, for an
+  alias with ``on_max_output: clamp``, an answer of at most max_output_tokens;
+- over max_model_len, per host, directly at vLLM → 4xx naming max_model_len;
+- afterwards every selected host still serves, directly and through the proxy.
+
+Prompt sizes are exact counts by the backend's /tokenize (the proxy counts with tiktoken,
+which counts this filler text the same or higher).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_vllmfleet.checks import (
+    SHORT,
+    describe,
+    fail_with,
+    refused_naming,
+    route_for,
+    still_serves,
+)
+from pytest_vllmfleet.fleet import Fleet
+from pytest_vllmfleet.plugin import Recorder
+from vllmfleet.inventory import Alias
+
+pytestmark = pytest.mark.rejection
+
+
+@pytest.mark.parametrize("fleet_target", ["proxy"])
+def test_over_max_input_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alias,
+                                                fleet_target: str,
+                                                fleet_report: Recorder) -> None:
+    vllm = fleet.vllm(fleet_alias.host)
+    margin = max(1, (vllm.max_model_len - fleet_alias.max_input_tokens) // 2)
+    tokens = fleet_alias.max_input_tokens + margin
+    prompt = fleet.run(fleet.prompts(fleet_alias.host).build(tokens))
+    result = fleet.run(fleet.proxy.chat(model=fleet_alias.name, messages=prompt.messages,
+                                        max_tokens=8))
+    fleet_report.add("rejection", [result], host=fleet_alias.host, target="proxy",
+                     model=fleet_alias.name, max_input_tokens=fleet_alias.max_input_tokens,
+                     label=f"{tokens} tok > max_input")
+    problems = refused_naming(result, limit=fleet_alias.max_input_tokens,
+                              what="max_input_tokens")
+    if problems:
+        fail_with(f"{fleet_alias.name} via proxy, a prompt of {tokens} tokens (max_input_tokens "
+                  f"{fleet_alias.max_input_tokens}, backend max_model_len {vllm.max_model_len})",
+                  problems)
+
+
+@pytest.mark.parametrize("fleet_target", ["proxy"])
+def test_over_max_output_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alias,
+                                                 fleet_target: str,
+                                                 fleet_report: Recorder) -> None:
+    limit = fleet_alias.max_output_tokens
+    result = fleet.run(fleet.proxy.chat(model=fleet_alias.name, messages=SHORT,
+                                        max_tokens=limit + 1))
+    fleet_report.add("rejection", [result], host=fleet_alias.host, target="proxy",
+                     model=fleet_alias.name, max_input_tokens=fleet_alias.max_input_tokens,
+                     label=f"max_tokens {limit + 1} > max_output")
+    where = f"{fleet_alias.name} via proxy, max_tokens={limit + 1} (max_output_tokens {limit})"
+    if fleet_alias.on_max_output == "clamp":
+        if not result.ok:
+            fail_with(where, [f"the alias clamps, but the request failed: {describe(result)}"])
+        if (result.completion_tokens or 0) > limit:
+            fail_with(where, [f"answered {result.completion_tokens} tokens, more than "
+                              f"max_output_tokens={limit}: the clamp is not applied"])
+        return
+    problems = refused_naming(result, limit=limit, what="max_output_tokens")
+    if problems:
+        fail_with(where, problems)
+
+
+@pytest.mark.parametrize("fleet_target", ["direct"])
+def test_over_max_model_len_is_refused_by_vllm(fleet: Fleet, fleet_host: str,
+                                               fleet_target: str,
+                                               fleet_report: Recorder) -> None:
+    vllm = fleet.vllm(fleet_host)
+    tokens = vllm.max_model_len + 64
+    prompt = fleet.run(fleet.prompts(fleet_host).build(tokens))
+    result = fleet.run(fleet.client(fleet_host).chat(model=vllm.served_model_name,
+                                                     messages=prompt.messages, max_tokens=8))
+    fleet_report.add("rejection", [result], host=fleet_host, target="direct",
+                     model=vllm.served_model_name, label=f"{tokens} tok > max_model_len")
+    problems = refused_naming(result, limit=vllm.max_model_len, what="max_model_len")
+    if problems:
+        fail_with(f"{fleet_host} direct, a prompt of {tokens} tokens (max_model_len "
+                  f"{vllm.max_model_len})", problems)
+
+
+def test_the_fleet_still_serves_afterwards(fleet: Fleet, fleet_host: str,
+                                           fleet_target: Any) -> None:
+    route = route_for(fleet, fleet_host, fleet_target)
+    problems = fleet.run(still_serves(route))
+    if problems:
+        fail_with(f"{fleet_host} via {fleet_target} after the rejections", problems)

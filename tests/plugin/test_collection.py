@@ -1,0 +1,90 @@
+"""Per-host/target/alias parametrisation with readable ids, host fixtures, packaged suites.
+
+Everything here is collection only: no fleet starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+HOSTS_AND_TARGETS = """
+    import pytest
+
+    def test_each(fleet_host, fleet_target):
+        pass
+
+    @pytest.mark.parametrize("fleet_target", ["direct"])
+    def test_direct_only(fleet_host, fleet_target):
+        pass
+
+    def test_alias(fleet_alias):
+        pass
+"""
+
+
+def test_every_host_and_target_by_default(pytester: pytest.Pytester, project: Path) -> None:
+    pytester.makepyfile(test_ids=HOSTS_AND_TARGETS)
+    result = pytester.runpytest_subprocess("--co", "-q")
+    result.stdout.fnmatch_lines([
+        "test_ids.py::test_each[wintermute-direct]",
+        "test_ids.py::test_each[wintermute-proxy]",
+        "test_ids.py::test_each[armitage-direct]",
+        "test_ids.py::test_each[armitage-proxy]",
+        "test_ids.py::test_direct_only[wintermute-direct]",
+        "test_ids.py::test_direct_only[armitage-direct]",
+        "test_ids.py::test_alias[llama31-8b-wintermute]",
+        "test_ids.py::test_alias[llama31-8b-wintermute-burst]",
+        "test_ids.py::test_alias[qwen2.5-7b-armitage]",
+        "9 tests collected*",
+    ])
+
+
+def test_host_and_target_select_and_deselect(pytester: pytest.Pytester, project: Path) -> None:
+    pytester.makepyfile(test_ids=HOSTS_AND_TARGETS)
+    result = pytester.runpytest_subprocess("--co", "-q", "--host=armitage", "--target=proxy")
+    result.stdout.fnmatch_lines([
+        "test_ids.py::test_each[armitage-proxy]",
+        "test_ids.py::test_alias[qwen2.5-7b-armitage]",
+        "2/3 tests collected (1 deselected)*",
+    ])
+
+
+def test_a_client_fixture_per_vllm_host(pytester: pytest.Pytester, project: Path) -> None:
+    result = pytester.runpytest_subprocess("--fixtures")
+    result.stdout.fnmatch_lines_random([
+        "wintermute_client [[]session scope[]]*", "armitage_client [[]session scope[]]*",
+        "host_client*", "proxy_client*", "prompt_builder*", "fleet [[]session scope[]]*"])
+    assert "motoko_client" not in result.stdout.str()  # the proxy host runs no vLLM
+
+
+def _collected(pytester: pytest.Pytester, *args: str) -> str:
+    result = pytester.runpytest_subprocess("--co", "-q", *args)
+    return result.stdout.str()
+
+
+def test_a_suite_marker_brings_in_the_packaged_suites(pytester: pytest.Pytester,
+                                                      project: Path) -> None:
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    burst = _collected(pytester, "-m", "burst", "--host", "wintermute")
+    assert "test_burst.py::test_concurrent_requests_complete[wintermute-direct]" in burst
+    assert "test_burst.py::test_concurrent_requests_complete[wintermute-proxy]" in burst
+    assert "armitage" not in burst and "test_context_limit" not in burst
+    header = pytester.runpytest_subprocess("--co", "-m", "burst")
+    header.stdout.fnmatch_lines(["vllmfleet: * packaged suites from */pytest_vllmfleet/suites"])
+    both = _collected(pytester, "-m", "burst or rejection")
+    assert "test_rejection.py::test_over_max_input_is_refused_by_the_proxy" in both
+
+
+@pytest.mark.parametrize("args", [(), ("-m", "not burst"), ("-m", "burst", "test_mine.py")],
+                         ids=["plain", "not-burst", "explicit-path"])
+def test_the_packaged_suites_stay_out_otherwise(pytester: pytest.Pytester, project: Path,
+                                                args: tuple[str, ...]) -> None:
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    collected = _collected(pytester, *args)
+    assert ("test_mine" in collected) == ("burst" not in args)  # -m burst deselects it
+    assert "test_concurrent_requests_complete" not in collected
+    assert "test_over_max_input" not in collected
