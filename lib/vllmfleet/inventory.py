@@ -1,49 +1,58 @@
 """The fleet inventory: load ``configs/fleet.yaml`` into typed objects and validate it.
 
-:func:`load` parses the file, builds the dataclasses below (every key typed and
-range-checked, unknown keys rejected with a did-you-mean) and then applies the
-cross-field rules in :mod:`vllmfleet.rules`. It raises
-:class:`~vllmfleet.errors.InventoryError` listing every error with file, line, field path
-and fix; warnings are kept on :attr:`Inventory.warnings`.
+:func:`load` reads the file (:func:`vllmfleet.yamldoc.read_yaml`: duplicate and non-string
+keys are errors), builds the dataclasses below (every key typed and range-checked,
+unknown keys rejected with a did-you-mean), checks that every name refers to an entry
+that exists, and then applies the cross-field rules in :mod:`vllmfleet.rules`. It raises
+:class:`~vllmfleet.errors.InventoryError` listing every problem with file, line, field
+path and fix; warnings of a usable inventory are kept on :attr:`Inventory.warnings`.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from vllmfleet.errors import InventoryError, Problem
-from vllmfleet.schema import Context, Lines, build, spec
+from vllmfleet.schema import Context, build, meta, show, spec
+from vllmfleet.yamldoc import read_yaml
 
 Platform = Literal["linux", "wsl", "windows", "local"]
 KVCacheDtype = Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]
 Quantization = Literal["awq", "awq_marlin", "gptq", "gptq_marlin", "fp8"]
 _NAME = r"[a-z0-9][a-z0-9._-]*"
-_NAME_HELP = "use lower-case letters, digits, '.', '_' and '-'"
+_NAME_HELP = "a name of lower-case letters, digits, '.', '_' and '-'"
+_PORT_HELP = "a TCP port between 1 and 65535"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SSH:
     """How to reach a host over SSH."""
 
-    user: str = spec(help="the login user on the host, e.g. user: ops")
-    port: int = spec(default=22, ge=1, le=65535, help="a TCP port between 1 and 65535")
-    key_file: str | None = spec(default=None, help="path to a private key, or leave it out")
+    user: str = spec(help="the login user on the host", example="ops")
+    port: int = spec(default=22, ge=1, le=65535, help=_PORT_HELP, example="22")
+    key_file: str | None = spec(default=None, help="the path of a private key, or leave it out",
+                                example="~/.ssh/id_ed25519")
 
 
 @dataclass(frozen=True, kw_only=True)
 class GPU:
     """The GPU a vLLM host serves from (one card; tensor_parallel_size counts cards)."""
 
-    name: str
-    vram_gib: float = spec(gt=0, le=1024, help="the card's memory in GiB, e.g. 12")
-    compute_capability: str = spec(pattern=r"\d+\.\d", help="major.minor, e.g. '8.9' (quote it)")
-    reserved_gib: float = spec(default=0.0, ge=0, help="GiB the desktop/driver keeps, e.g. 0.8")
-    count: int = spec(default=1, ge=1, le=16, help="number of identical cards")
+    name: str = spec(help="the card's name as nvidia-smi shows it",
+                     example="NVIDIA GeForce RTX 4070")
+    vram_gib: float = spec(gt=0, le=1024, help="the card's memory in GiB", example="12")
+    compute_capability: str = spec(pattern=r"\d+\.\d", help="major.minor, quoted",
+                                   example="'8.9'")
+    reserved_gib: float = spec(default=0.0, ge=0,
+                               help="the GiB in use before vLLM starts (nvidia-smi)",
+                               example="0.8")
+    count: int = spec(default=1, ge=1, le=16, help="the number of identical cards (1-16)",
+                      example="1")
 
     @property
     def capability(self) -> tuple[int, int]:
@@ -56,28 +65,37 @@ class VLLM:
     """How vLLM runs on a host: the image and every engine flag we render."""
 
     image: str = spec(pattern=r"[^\s:]+(:[^\s:]+)?(@sha256:[0-9a-f]{64})?",
-                      help="a pinned image, e.g. vllm/vllm-openai:v0.11.0")
-    model: str = spec(help="a key of the models: catalogue, e.g. llama-3.1-8b-instruct")
-    weights: str = spec(help="the Hugging Face repo vLLM loads, e.g. org/Model-AWQ")
-    served_model_name: str = spec(pattern=_NAME, help=_NAME_HELP)
-    port: int = spec(default=8000, ge=1, le=65535, help="a TCP port between 1 and 65535")
+                      help="a vLLM image pinned to a release", example="vllm/vllm-openai:v0.11.0")
+    model: str = spec(help="a key of the models: catalogue", example="llama-3.1-8b-instruct")
+    weights: str = spec(help="the Hugging Face repo vLLM loads",
+                        example="hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4")
+    served_model_name: str = spec(pattern=_NAME, help=_NAME_HELP,
+                                  example="llama31-8b-wintermute")
+    port: int = spec(default=8000, ge=1, le=65535, help=_PORT_HELP, example="8000")
     container_name: str = spec(pattern=r"[a-zA-Z0-9][a-zA-Z0-9_.-]*",
-                               help="a docker container name: letters, digits, '_', '.', '-'")
-    max_model_len: int = spec(ge=256, help="tokens per request (prompt + output), e.g. 16384")
-    max_num_seqs: int = spec(ge=1, le=1024, help="requests vLLM runs at once, e.g. 2")
+                               help="a docker container name: letters, digits, '_', '.', '-'",
+                               example="vllm-wintermute")
+    max_model_len: int = spec(ge=256, help="tokens per request, prompt + output (at least 256)",
+                              example="16384")
+    max_num_seqs: int = spec(ge=1, le=1024, help="the requests vLLM runs at once (1-1024)",
+                             example="2")
     max_num_batched_tokens: int | None = spec(
-        default=None, ge=16, help="tokens per scheduler step; leave it out for vLLM's default")
-    gpu_memory_utilization: float = spec(gt=0, le=1, help="a fraction in (0, 1], e.g. 0.90")
+        default=None, ge=16, help="tokens per scheduler step (at least 16), or leave it out")
+    gpu_memory_utilization: float = spec(gt=0, le=1, help="a fraction in (0, 1]",
+                                         example="0.90")
     kv_cache_dtype: KVCacheDtype = "auto"
     quantization: Quantization | None = None
-    tensor_parallel_size: int = spec(default=1, ge=1, le=16, help="number of GPUs, usually 1")
+    tensor_parallel_size: int = spec(default=1, ge=1, le=16,
+                                     help="the number of GPUs (1-16), usually 1", example="1")
     enforce_eager: bool = False
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     hf_cache: str = spec(default="~/.cache/huggingface",
-                         help="host folder mounted as the container's Hugging Face cache")
+                         help="the host folder mounted as the container's Hugging Face cache")
     start_timeout_s: int = spec(default=900, ge=10, le=7200,
-                                help="seconds to wait for /health after a restart")
-    extra_args: list[str] = field(default_factory=list)
+                                help="seconds to wait for /health after a restart (10-7200)",
+                                example="900")
+    extra_args: list[str] = field(default_factory=list, metadata=meta(
+        help="more vLLM flags, one string each", example="[--enable-prefix-caching]"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,12 +103,15 @@ class Host:
     """One machine of the fleet: a vLLM host, the proxy host, or both."""
 
     name: str
-    address: str = spec(help="hostname or IP address the fleet reaches it at")
+    address: str = spec(help="the hostname or IP address the fleet reaches it at",
+                        example="wintermute.lan")
     platform: Platform
-    ssh: SSH
-    wsl_distro: str | None = spec(default=None, help="the WSL distribution, e.g. Ubuntu-22.04")
-    workdir: str | None = spec(default=None,
-                               help="where rendered files live on the host, e.g. /opt/vllmfleet")
+    ssh: SSH = field(metadata=meta(help="how to reach the host over SSH",
+                                   example="{user: ops, port: 22}"))
+    wsl_distro: str | None = spec(default=None, help="the WSL distribution",
+                                  example="Ubuntu-22.04")
+    workdir: str | None = spec(default=None, help="where rendered files live on the host",
+                               example="/opt/vllmfleet")
     gpu: GPU | None = None
     vllm: VLLM | None = None
 
@@ -105,18 +126,21 @@ class Host:
 class Proxy:
     """The LiteLLM proxy: where it runs and how it is managed."""
 
-    host: str = spec(help="a key of hosts: that runs LiteLLM, e.g. motoko")
-    port: int = spec(default=4000, ge=1, le=65535, help="a TCP port between 1 and 65535")
+    host: str = spec(help="the key of hosts: that runs LiteLLM", example="motoko")
+    port: int = spec(default=4000, ge=1, le=65535, help=_PORT_HELP, example="4000")
     config_path: str = "/etc/litellm/config.yaml"
     env_file: str = "/etc/litellm/litellm.env"
     systemd_unit: str = "litellm"
     litellm_command: str = "/opt/litellm/venv/bin/litellm"
     master_key_env: str = spec(default="LITELLM_MASTER_KEY", pattern=r"[A-Z_][A-Z0-9_]*",
-                               help="the NAME of an environment variable, never the key itself")
+                               help="the NAME of an environment variable, never the key itself",
+                               example="LITELLM_MASTER_KEY")
     request_timeout_s: int = spec(default=240, ge=1, lt=300,
-                                  help="seconds; keep it below 300 (the proxy's own limit)")
-    num_retries: int = spec(default=0, ge=0, le=5, help="0 to 5 retries per request")
-    start_timeout_s: int = spec(default=120, ge=5, le=1800, help="seconds to wait for readiness")
+                                  help="seconds, below the proxy's own 300", example="240")
+    num_retries: int = spec(default=0, ge=0, le=5, help="0 to 5 retries per request",
+                            example="0")
+    start_timeout_s: int = spec(default=120, ge=5, le=1800,
+                                help="seconds to wait for readiness (5-1800)", example="120")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,16 +148,20 @@ class Alias:
     """A model name clients use at the proxy, with the limits the proxy enforces."""
 
     name: str
-    host: str = spec(help="a key of hosts: that serves this alias")
-    also: list[str] = field(default_factory=list)
+    host: str = spec(help="the key of hosts: that serves this alias", example="wintermute")
+    also: list[str] = field(default_factory=list, metadata=meta(
+        help="more names clients may use", example="[local/reasoner]"))
     profile_of: str | None = spec(default=None,
                                   help="the alias this is a profile of (e.g. a burst profile)")
-    max_input_tokens: int = spec(ge=1, help="a positive token count")
-    max_output_tokens: int = spec(ge=1, help="a positive token count")
-    tpm: int = spec(ge=1, help="tokens per minute, a positive integer")
-    rpm: int = spec(ge=1, help="requests per minute, a positive integer")
-    concurrency: int = spec(ge=1, help="requests the backend runs at once (vLLM max_num_seqs)")
-    queue_depth: int = spec(default=0, ge=0, help="requests allowed to wait at the backend")
+    max_input_tokens: int = spec(ge=1, help="a positive token count, 80-95 % of the host's "
+                                 "max_model_len", example="14000")
+    max_output_tokens: int = spec(ge=1, help="a positive token count", example="1024")
+    tpm: int = spec(ge=1, help="tokens per minute, a positive integer", example="120000")
+    rpm: int = spec(ge=1, help="requests per minute, a positive integer", example="60")
+    concurrency: int = spec(ge=1, help="the requests the backend runs at once (its max_num_seqs)",
+                            example="2")
+    queue_depth: int = spec(default=0, ge=0, help="the requests allowed to wait at the backend",
+                            example="4")
     on_max_output: Literal["reject", "clamp"] = "reject"
 
     @property
@@ -151,16 +179,20 @@ class Model:
     """Architecture facts the capacity planner needs (from the model's config.json)."""
 
     name: str
-    hf_id: str
-    layers: int = spec(ge=1, help="num_hidden_layers from config.json")
-    kv_heads: int = spec(ge=1, help="num_key_value_heads from config.json")
-    head_dim: int = spec(ge=1, help="hidden_size / num_attention_heads")
-    hidden_size: int = spec(ge=1, help="hidden_size from config.json")
-    intermediate_size: int = spec(ge=1, help="intermediate_size from config.json")
-    vocab_size: int = spec(ge=1, help="vocab_size from config.json")
-    max_position_embeddings: int = spec(ge=1, help="max_position_embeddings from config.json")
-    weights_gib: dict[str, float] = spec(
-        gt=0, help="GiB of weights per format, e.g. {bf16: 14.96, awq: 5.34}")
+    hf_id: str = spec(help="the model's Hugging Face repo",
+                      example="meta-llama/Llama-3.1-8B-Instruct")
+    layers: int = spec(ge=1, help="num_hidden_layers from config.json", example="32")
+    kv_heads: int = spec(ge=1, help="num_key_value_heads from config.json", example="8")
+    head_dim: int = spec(ge=1, help="hidden_size / num_attention_heads", example="128")
+    hidden_size: int = spec(ge=1, help="hidden_size from config.json", example="4096")
+    intermediate_size: int = spec(ge=1, help="intermediate_size from config.json",
+                                  example="14336")
+    vocab_size: int = spec(ge=1, help="vocab_size from config.json", example="128256")
+    max_position_embeddings: int = spec(ge=1, help="max_position_embeddings from config.json",
+                                        example="131072")
+    weights_gib: dict[str, float] = field(metadata=meta(
+        gt=0, help="GiB of weights per format (bf16, awq, gptq, fp8)",
+        example="{bf16: 14.99, awq: 5.37}"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,58 +219,107 @@ class Inventory:
         return [a for a in self.aliases.values() if a.host == host]
 
 
-_TOP = {"hosts", "proxy", "aliases", "models"}
+@dataclass(frozen=True)
+class _Section:
+    """A top-level mapping of named entries, and what its names may look like."""
+
+    cls: type[Any]
+    entry: str
+    name_pattern: str
+    name_help: str
+    example: str
 
 
-def _named(ctx: Context, section: str, data: Any, cls: type[Any]) -> dict[str, Any]:
-    if not isinstance(data, dict) or not data:
-        ctx.error(section, f"{section}: must be a non-empty mapping of names to entries")
+_SECTIONS = {
+    "hosts": _Section(Host, "host", r"[A-Za-z0-9][A-Za-z0-9_-]*",
+                      "use letters, digits, '-' and '_' (the name becomes task names such as "
+                      "deploy.<host> and backup folders)",
+                      "motoko: {address: motoko.lan, platform: linux, ssh: {user: ops}}"),
+    "aliases": _Section(Alias, "alias", r"\S+",
+                        "use a name without spaces (clients send it as the model name)",
+                        "llama31-8b-wintermute: {host: wintermute, max_input_tokens: 14000, …}"),
+    "models": _Section(Model, "model", r"\S+", "use a name without spaces",
+                       "llama-3.1-8b-instruct: {hf_id: meta-llama/Llama-3.1-8B-Instruct, …}"),
+}
+_TOP = ("hosts", "proxy", "aliases", "models")
+
+
+def _named(ctx: Context, key: str, data: Any) -> dict[str, Any]:
+    section = _SECTIONS[key]
+    fix = f"add at least one {section.entry} under {key}:, e.g. {section.example}"
+    if data is None or data == {}:
+        ctx.error(key, f"{key}: is empty", fix)
+        return {}
+    if not isinstance(data, dict):
+        ctx.error(key, f"{key} must be a mapping of {section.entry} names to entries, not "
+                  f"{ctx.describe(key, data)}", fix)
         return {}
     out = {}
-    for key, value in data.items():
-        obj = build(ctx, f"{section}.{key}", value, cls, name=str(key))
+    for name, value in data.items():
+        if not isinstance(name, str):  # read_yaml reported it
+            continue
+        path = f"{key}.{name}"
+        if not re.fullmatch(section.name_pattern, name):
+            ctx.error(path, f"{section.entry} name {show(name)} cannot be used", section.name_help)
+            continue
+        obj = build(ctx, path, value, section.cls, label=name, name=name)
         if obj is not None:
-            out[str(key)] = obj
+            out[name] = obj
     return out
 
 
-def parse(text: str, *, file: str = "<inventory>") -> Inventory:
-    """Parse and validate inventory ``text``; ``file`` is used in messages only."""
-    from vllmfleet.rules import check  # the rules import this module's types
+def _fail(file: str, message: str, fix: str, *, line: int | None = 1) -> InventoryError:
+    return InventoryError([Problem(severity="error", path="", file=file, line=line,
+                                   message=message, fix=fix)])
 
-    ctx = Context(file=file, lines=Lines(text))
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise InventoryError([Problem(severity="error", path="", file=file, line=line,
-                                      message=f"not valid YAML: {reason}",
-                                      fix="check indentation and quoting near that line")]) from None
+
+def parse(text: str, *, file: str = "<inventory>") -> Inventory:
+    """Parse and validate inventory ``text``; ``file`` is used in messages only.
+
+    Raises :class:`InventoryError` (and nothing else) for any text a user can write.
+    """
+    from vllmfleet.rules import check, check_references  # the rules import this module
+
+    doc = read_yaml(text, file=file)
+    data = doc.data
+    start = "start from the shipped configs/fleet.yaml"
+    if data is None:
+        raise _fail(file, "the inventory is empty", f"{start}: it needs "
+                    + ", ".join(f"{k}:" for k in _TOP))
+    ctx = Context(file=file, lines=doc.lines)
+    ctx.problems.extend(doc.problems)
     if not isinstance(data, dict):
-        raise InventoryError([Problem(severity="error", path="", file=file, line=1,
-                                      message="the inventory must be a mapping with keys "
-                                              + ", ".join(sorted(_TOP)))])
+        raise _fail(file, "the inventory must be a mapping with the keys "
+                    + ", ".join(_TOP) + f"; this file holds {ctx.describe('', data)}", start)
     for key in data:
-        if key not in _TOP:
-            import difflib
-            hint = difflib.get_close_matches(str(key), sorted(_TOP), n=1)
-            ctx.error(str(key), f"unknown key {key!r}",
-                      f"did you mean {hint[0]!r}?" if hint else "known: " + ", ".join(sorted(_TOP)))
-    hosts = _named(ctx, "hosts", data.get("hosts"), Host)
-    aliases = _named(ctx, "aliases", data.get("aliases"), Alias)
-    models = _named(ctx, "models", data.get("models"), Model)
-    proxy = build(ctx, "proxy", data.get("proxy"), Proxy) if "proxy" in data else None
-    if proxy is None and "proxy" not in data:
+        if isinstance(key, str) and key not in _TOP:
+            hint = difflib.get_close_matches(key, _TOP, n=1)
+            ctx.error(key, f"unknown top-level key {key!r}",
+                      f"did you mean {hint[0]!r}?" if hint
+                      else "remove it; the inventory's keys are " + ", ".join(_TOP))
+    for key in _TOP:
+        if key not in data and key != "proxy":
+            ctx.error(key, f"the inventory has no {key}: section",
+                      f"add {key}: with at least one {_SECTIONS[key].entry}, "
+                      f"e.g. {_SECTIONS[key].example}")
+    hosts = _named(ctx, "hosts", data.get("hosts"))
+    aliases = _named(ctx, "aliases", data.get("aliases"))
+    models = _named(ctx, "models", data.get("models"))
+    proxy: Proxy | None = None
+    if "proxy" in data:
+        proxy = build(ctx, "proxy", data["proxy"], Proxy)
+    else:
         ctx.error("proxy", "the inventory has no proxy: section",
-                  "add proxy: {host: <a host name>} naming the host that runs LiteLLM")
-    if any(p.severity == "error" for p in ctx.problems) or proxy is None:
+                  "add proxy: {host: <the key of hosts: that runs LiteLLM>}, "
+                  "e.g. proxy: {host: motoko, port: 4000}")
+    check_references(ctx, data)
+    if ctx.failed or proxy is None:
         raise InventoryError(ctx.problems)
-    inventory = Inventory(path=Path(file), digest=hashlib.sha256(text.encode()).hexdigest(),
+    inventory = Inventory(path=Path(file),
+                          digest=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
                           hosts=hosts, proxy=proxy, aliases=aliases, models=models)
     check(ctx, inventory)
-    if any(p.severity == "error" for p in ctx.problems):
+    if ctx.failed:
         raise InventoryError(ctx.problems)
     inventory.warnings.extend(ctx.problems)
     return inventory
@@ -250,11 +331,16 @@ def load(path: str | Path) -> Inventory:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InventoryError([Problem(
-            severity="error", path="", file=str(p), message="inventory file not found",
-            fix="pass --inventory PATH or set vllmfleet.inventory in invoke.yaml "
-                "(INVOKE_VLLMFLEET_INVENTORY)")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError([Problem(severity="error", path="", file=str(p),
-                                      message=f"cannot read the inventory: {exc}")]) from None
+        raise _fail(str(p), "inventory file not found",
+                    "pass --inventory PATH or set vllmfleet.inventory in invoke.yaml "
+                    "(INVOKE_VLLMFLEET_INVENTORY)", line=None) from None
+    except IsADirectoryError:
+        raise _fail(str(p), "this is a folder, not an inventory file",
+                    "name the YAML file itself, e.g. configs/fleet.yaml", line=None) from None
+    except UnicodeDecodeError as exc:
+        raise _fail(str(p), f"the inventory is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                    "save it as UTF-8; is this the right file?", line=None) from None
+    except OSError as exc:
+        raise _fail(str(p), f"cannot read the inventory: {exc.strerror or exc}",
+                    "check the path and its permissions", line=None) from None
     return parse(text, file=str(p))
