@@ -302,9 +302,8 @@ def parse(text: str, *, file: str = "<inventory>") -> Inventory:
             ctx.error(key, f"the inventory has no {key}: section",
                       f"add {key}: with at least one {_SECTIONS[key].entry}, "
                       f"e.g. {_SECTIONS[key].example}")
-    hosts = _named(ctx, "hosts", data.get("hosts"))
-    aliases = _named(ctx, "aliases", data.get("aliases"))
-    models = _named(ctx, "models", data.get("models"))
+    hosts, aliases, models = (_named(ctx, key, data[key]) if key in data else {}
+                              for key in ("hosts", "aliases", "models"))
     proxy: Proxy | None = None
     if "proxy" in data:
         proxy = build(ctx, "proxy", data["proxy"], Proxy)

@@ -27,6 +27,7 @@ from vllmfleet.yamldoc import Lines
 T = TypeVar("T")
 
 _MISSING = object()
+_HUGE = 2**53  # larger numbers are typos (and overflow float arithmetic in the rules)
 _YAML_BOOL_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
 
 _short = reprlib.Repr()
@@ -121,6 +122,10 @@ def _check_range(ctx: Context, path: str, name: str, value: Any, tp: Any,
     if isinstance(value, float) and not math.isfinite(value):
         ctx.error(path, f"{name} is {value}; it must be a finite number", _set_fix(name, tp, meta))
         return False
+    if isinstance(value, int | float) and abs(value) > _HUGE:  # arithmetic on it would overflow
+        ctx.error(path, f"{name} is {show(value)}; no setting is that large",
+                  _set_fix(name, tp, meta))
+        return False
     bounds: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
         "ge": (lambda v, b: v >= b, "at least"), "gt": (lambda v, b: v > b, "more than"),
         "le": (lambda v, b: v <= b, "at most"), "lt": (lambda v, b: v < b, "less than"),
@@ -192,12 +197,27 @@ def _convert(ctx: Context, path: str, name: str, value: Any, tp: Any,
         fix = _set_fix(name, tp, meta)
         if tp is str and raw is not None and value is not None:
             fix = f"quote it: '{raw}'" if "[" in name else f"quote it: {name}: '{raw}'"
+        elif tp in (int, float) and isinstance(value, str) and (number := _number(value, tp)):
+            fix = f"YAML reads {value} as text; write {name}: {number}"
         ctx.error(path, f"{name} must be {_type_name(tp)}, not {ctx.describe(path, value)}",
                   fix)
         return _MISSING
     if tp is float:
         value = float(value)
     return value if _check_range(ctx, path, name, value, tp, meta) else _MISSING
+
+
+def _number(text: str, tp: Any) -> str:
+    """How to write ``text`` (``1e3``, ``16_384``) so that YAML reads a number; "" if none."""
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    if not math.isfinite(number) or abs(number) > _HUGE:
+        return ""
+    if tp is int:
+        return str(int(number)) if number.is_integer() else ""
+    return repr(number)
 
 
 def _convert_choice(ctx: Context, path: str, name: str, value: Any, tp: Any,
@@ -270,7 +290,7 @@ def build(ctx: Context, path: str, data: Any, cls: type[T], *, label: str = "",
             hint = difflib.get_close_matches(key, list(fields), n=1)
             fix = f"did you mean {hint[0]!r}?" if hint else \
                 "remove it; the keys of " + f"{name}: are " + ", ".join(sorted(fields))
-            ctx.error(_join(path, key), f"unknown key {key!r} in {name}:", fix)
+            ctx.error(_join(path, key), f"unknown key {show(key)} in {name}:", fix)
             ok = False
     values: dict[str, Any] = dict(extra)
     for field_name, f in fields.items():

@@ -29,6 +29,11 @@ _READ_AS = {f"{_TAG}int": "a number", f"{_TAG}float": "a number", f"{_TAG}bool":
 _MAX_NODES = 50_000  # anchors can make a small file a huge tree; stop mapping lines there
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """``text``, cut to ``limit`` characters for a message."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 class Lines:
     """Maps a field path such as ``hosts.wintermute.vllm.port`` to its line in the file,
     and keeps each scalar's text as written (``no``, ``8.9``) for messages."""
@@ -44,6 +49,7 @@ class Lines:
             self._lines[path] = line
 
     def record_raw(self, path: str, text: str, *, weak: bool = False) -> None:
+        text = clip(text)
         if weak:
             self._raw.setdefault(path, text)
         else:
@@ -142,10 +148,10 @@ class _Scan(SafeConstructor):
                           "write the key as a plain name, e.g. wintermute:")
         elif key.tag != f"{_TAG}str":
             kind = _READ_AS.get(key.tag, key.tag)
-            self._problem(child, line, f"key {key.value!r} is read by YAML as {kind}, "
-                          "not as a name", f"quote it: '{key.value}':")
+            self._problem(child, line, f"key {clip(key.value)!r} is read by YAML as {kind}, "
+                          "not as a name", f"quote it: '{clip(key.value)}':")
         elif key.value in seen:
-            self._problem(child, line, f"key {key.value!r} is given twice, on lines "
+            self._problem(child, line, f"key {clip(key.value)!r} is given twice, on lines "
                           f"{seen[key.value]} and {line}; YAML would silently keep only the "
                           f"last one", "remove one of them (keep the value you mean)")
         else:
@@ -157,8 +163,9 @@ class _Scan(SafeConstructor):
         except (ValueError, OverflowError, yaml.YAMLError) as exc:
             kind = _READ_AS.get(node.tag, node.tag)
             self._problem(path, node.start_mark.line + 1,
-                          f"{node.value!r} looks like {kind} to YAML but is not a valid one "
-                          f"({exc})", f"correct it, or quote it if it is text: '{node.value}'")
+                          f"{clip(node.value)!r} looks like {kind} to YAML but is not a valid "
+                          f"one ({clip(str(exc), 120)})",
+                          f"correct it, or quote it if it is text: '{clip(node.value)}'")
 
 
 class _Loader(_Scan, yaml.SafeLoader):
@@ -213,11 +220,12 @@ def _yaml_problem(exc: BaseException, text: str, file: str) -> Problem:
              "mapping values are not allowed": "quote a value that contains ': ', or fix the "
                                                "indentation of this key",
              "single document": "keep one YAML document in the file (remove the extra ---)",
-             "unhashable key": "write the key as a plain name"}
+             "unhashable key": "write the key as a plain name",
+             "for merging": "a merge key takes an anchored mapping: <<: *name (or [*a, *b])"}
     fix = next((f for k, f in fixes.items() if k in reason),
                "check indentation and quoting near that line")
     return Problem(severity="error", path="", file=file, line=line,
-                   message=f"not valid YAML: {reason}", fix=fix)
+                   message=f"not valid YAML: {clip(reason, 200)}", fix=fix)
 
 
 def read_yaml(text: str, *, file: str) -> Document:

@@ -293,6 +293,8 @@ GARBAGE = {
     "bad-date-key": "2024-13-45: x\n",
     "bad-int-tag": "hosts: !!int twelve\n",
     "huge-int": "proxy: {port: " + "9" * 5000 + "}\n",
+    "huge-context": TEXT.replace("max_model_len: 16384", "max_model_len: 1" + "0" * 400),
+    "huge-float": TEXT.replace("awq: 5.37", "awq: 1.0e+308"),
     "complex-key": "? [a, b]\n: c\n",
     "null-sections": "hosts:\nproxy:\naliases:\nmodels:\n",
     "numbers-as-sections": "hosts: 5\nproxy: 5\naliases: 5\nmodels: 5\n",
@@ -317,9 +319,12 @@ def test_garbage_is_an_inventory_error_not_a_traceback(name: str) -> None:
     assert info.value.problems
     for problem in info.value.problems:
         assert problem.file == FILE
-        assert problem.message
+        assert problem.message and len(problem.message) < 400  # no value dumped whole
         if problem.severity == "error":
-            assert problem.fix, str(problem)
+            assert problem.fix and len(problem.fix) < 400, str(problem)
+    # each thing is said once
+    said = [(p.path, p.message) for p in info.value.problems]
+    assert len(said) == len(set(said))
 
 
 @pytest.mark.parametrize(("name", "line", "words", "fix"), [

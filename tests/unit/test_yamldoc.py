@@ -186,7 +186,7 @@ def test_runaway_nesting_is_an_error_not_a_crash(text: str) -> None:
     ("a: 1\n---\nb: 2\n", 2, "expected a single document", "extra ---"),
     ("a: 1\nb: \x00\n", 2, "control character #x0000", "UTF-8 text"),
     ("a: 1\n\ufffeb: 2\n", 2, "control character #xfffe", "UTF-8 text"),
-    ("a:\n  <<: 5\n", 2, "expected a mapping or list of mappings for merging", "indentation"),
+    ("a:\n  <<: 5\n", 2, "expected a mapping or list of mappings for merging", "<<: *name"),
 ])
 def test_broken_yaml_is_explained_in_pyyamls_words(text: str, line: int, words: str,
                                                     fix: str, parser: str) -> None:
