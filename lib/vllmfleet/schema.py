@@ -283,20 +283,26 @@ def build(ctx: Context, path: str, data: Any, cls: type[T], *, label: str = "",
                       "write it as key: value lines indented under " + f"{name}:")
         return None
     ok = True
+    misspelt: set[str] = set()  # required keys an unknown key is a typo of: said once
     for key in data:
         if not isinstance(key, str):  # read_yaml reported it
             ok = False
         elif key not in fields:
-            hint = difflib.get_close_matches(key, list(fields), n=1)
-            fix = f"did you mean {hint[0]!r}?" if hint else \
-                "remove it; the keys of " + f"{name}: are " + ", ".join(sorted(fields))
+            hint = difflib.get_close_matches(key, [f for f in fields if f not in data], n=1)
+            if hint:
+                fix = f"did you mean {hint[0]!r}?"
+                if hint[0] in required:
+                    misspelt.add(hint[0])
+                    fix += " (it is required)"
+            else:
+                fix = "remove it; the keys of " + f"{name}: are " + ", ".join(sorted(fields))
             ctx.error(_join(path, key), f"unknown key {show(key)} in {name}:", fix)
             ok = False
     values: dict[str, Any] = dict(extra)
     for field_name, f in fields.items():
         child = _join(path, field_name)
         if field_name not in data:
-            if field_name in required:
+            if field_name in required and field_name not in misspelt:
                 ctx.error(child, f"required key {field_name!r} is missing from {name}:",
                           _missing_fix(field_name, hints[field_name], f.metadata))
                 ok = False

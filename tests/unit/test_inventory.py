@@ -104,7 +104,8 @@ PROXY_BLOCK = TEXT[TEXT.index("proxy:\n"):TEXT.index("aliases:\n")]
 CORPUS = [
     Case("unknown-key-typo", ((A, "max_num_seqs: 1", "max_num_seq: 1"),),
          "hosts.armitage.vllm.max_num_seq", (A, "max_num_seq: 1"),
-         ("unknown key 'max_num_seq'", "vllm:"), ("did you mean 'max_num_seqs'?",)),
+         ("unknown key 'max_num_seq'", "vllm:"),
+         ("did you mean 'max_num_seqs'? (it is required)",)),
     Case("unknown-key-no-match", (("  motoko:", "    platform: linux\n",
                                    "    platform: linux\n    colour: blue\n"),),
          "hosts.motoko.colour", ("  motoko:", "colour: blue"),

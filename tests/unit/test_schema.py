@@ -84,10 +84,21 @@ def test_an_empty_nested_section_lists_its_required_keys() -> None:
 
 
 def test_unknown_keys_get_a_did_you_mean() -> None:
-    problem = only(VALID + "coutn: 4\n")
-    assert (problem.path, problem.line) == ("coutn", 3)
-    assert problem.message == "unknown key 'coutn' in one:"
-    assert problem.fix == "did you mean 'count'?"
+    problem = only(VALID + "flg: true\n")
+    assert (problem.path, problem.line) == ("flg", 3)
+    assert problem.message == "unknown key 'flg' in one:"
+    assert problem.fix == "did you mean 'flag'?"
+
+
+def test_a_misspelt_required_key_is_one_problem_not_two() -> None:
+    problem = only("coutn: 4\nlogin: {user: ops}\n")  # not also "count is missing"
+    assert (problem.path, problem.line) == ("coutn", 1)
+    assert problem.fix == "did you mean 'count'? (it is required)"
+
+
+def test_did_you_mean_offers_only_keys_not_given() -> None:
+    problem = only(VALID + "counts: 4\n")  # count: is there already
+    assert problem.fix.startswith("remove it; the keys of one: are count, flag")
 
 
 def test_unknown_keys_without_a_near_match_list_the_known_ones() -> None:
