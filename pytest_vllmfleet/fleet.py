@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,45 @@ def local_endpoints(inventory: Inventory, workdir: Path, *,
         localfleet.down(workdir)
 
     return endpoints, stop
+
+
+class EarlyStart:
+    """Starts the local fleet in a background thread, so LiteLLM boots while pytest collects.
+
+    The plugin uses it when the run is plainly a fleet run (``-m burst`` brought in the
+    packaged suites); :meth:`wait` hands the fleet to the ``fleet`` fixture, and
+    :meth:`discard` stops a fleet that no test asked for.
+    """
+
+    def __init__(self, inventory: Inventory, workdir: Path, *, speed: float) -> None:
+        self.workdir = workdir
+        self._result: tuple[Endpoints, Callable[[], None]] | None = None
+        self._error: BaseException | None = None
+        self._claimed = False
+        self._thread = threading.Thread(target=self._run, args=(inventory, speed),
+                                        name="vllmfleet-local-fleet", daemon=True)
+        self._thread.start()
+
+    def _run(self, inventory: Inventory, speed: float) -> None:
+        try:
+            self._result = local_endpoints(inventory, self.workdir, speed=speed)
+        except BaseException as exc:  # handed to the fixture, which reports it
+            self._error = exc
+
+    def wait(self) -> tuple[Endpoints, Callable[[], None]]:
+        """The started fleet (waits for it); its start-up error, if it failed."""
+        self._thread.join()
+        self._claimed = True
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def discard(self) -> None:
+        """Stop the fleet unless a test took it (then the fixture stops it)."""
+        self._thread.join()
+        if not self._claimed and self._result is not None:
+            self._result[1]()
 
 
 class Fleet:
@@ -182,13 +222,19 @@ class Fleet:
                 self._stop()
 
 
-def start(*, mode: Mode, inventory: Inventory, hosts: tuple[str, ...], workdir: Path,
-          speed: float) -> Fleet:
-    """The fleet of ``inventory``: started locally under ``workdir``, or the real one."""
+def start(*, mode: Mode, inventory: Inventory, hosts: tuple[str, ...], workdir: Path | None,
+          speed: float, early: EarlyStart | None = None) -> Fleet:
+    """The fleet of ``inventory``: started locally under ``workdir`` (or taken from
+    ``early``, which is starting it already), or the real one."""
     timeout = float(inventory.proxy.request_timeout_s)
     if mode == "inventory":
         return Fleet(mode=mode, inventory=inventory, hosts=hosts,
                      endpoints=inventory_endpoints(inventory), timeout_s=timeout)
-    endpoints, stop = local_endpoints(inventory, workdir, speed=speed)
+    if early is not None:
+        endpoints, stop = early.wait()
+    elif workdir is not None:
+        endpoints, stop = local_endpoints(inventory, workdir, speed=speed)
+    else:
+        raise FleetError("the local fleet needs a folder for its state and logs")
     return Fleet(mode=mode, inventory=inventory, hosts=hosts, endpoints=endpoints,
                  timeout_s=min(timeout, 120.0), stop=stop)

@@ -14,6 +14,7 @@ deselected when ``--target`` excludes that target.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import types
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from vllmfleet.inventory import Alias, Inventory, load
 from vllmfleet.reports import Report
 
 if TYPE_CHECKING:  # the clients (httpx) load when a test first asks for the fleet
-    from pytest_vllmfleet.fleet import Fleet
+    from pytest_vllmfleet.fleet import EarlyStart, Fleet
     from vllmfleet.client import FleetClient, Result
     from vllmfleet.load import LoadRun
     from vllmfleet.prompts import PromptBuilder
@@ -48,6 +49,7 @@ class State:
     report: Report = field(default_factory=Report)
     written: list[Path] = field(default_factory=list)
     fleet: Fleet | None = None
+    early: EarlyStart | None = None
 
     def require(self) -> Inventory:
         if self.inventory is None:
@@ -116,6 +118,26 @@ def pytest_configure(config: pytest.Config) -> None:
         _register_host_fixtures(config, state.inventory)
 
 
+def _fleet_workdir(config: pytest.Config) -> Path:
+    """A fresh folder for the local fleet's state and logs (pytest's basetemp when known)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if isinstance(factory, pytest.TempPathFactory):
+        return factory.mktemp("local-fleet")
+    return Path(tempfile.mkdtemp(prefix="vllmfleet-local-fleet-"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run that selected the packaged suites starts the local fleet during collection."""
+    state = state_of(session.config)
+    if session.config.getoption("collectonly"):
+        return
+    if state.suites_added and state.settings.mode == "local" and state.inventory is not None:
+        from pytest_vllmfleet.fleet import EarlyStart
+
+        state.early = EarlyStart(state.inventory, _fleet_workdir(session.config),
+                                 speed=state.settings.speed)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = state_of(config)
     s = state.settings
@@ -177,18 +199,19 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
 
 # -- fixtures ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def fleet(request: pytest.FixtureRequest,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
     """The fleet under test: the local fleet (started once per session) or the real one."""
     from pytest_vllmfleet.fleet import start
 
     state = state_of(request.config)
     inventory = state.require()
-    workdir = tmp_path_factory.mktemp("local-fleet")
+    early = state.early
+    local = state.settings.mode == "local"
+    workdir = early.workdir if early is not None else (
+        _fleet_workdir(request.config) if local else None)
     try:
-        the_fleet = start(mode=state.settings.mode, inventory=inventory,
-                                    hosts=state.hosts, workdir=workdir,
-                                    speed=state.settings.speed)
+        the_fleet = start(mode=state.settings.mode, inventory=inventory, hosts=state.hosts,
+                          workdir=workdir, speed=state.settings.speed, early=early)
     except FleetError as exc:
         pytest.fail(f"vllmfleet: the {state.settings.mode} fleet is not available: {exc}",
                     pytrace=False)
@@ -310,6 +333,8 @@ def fleet_report(request: pytest.FixtureRequest) -> Recorder:
 # -- reports -----------------------------------------------------------------------------
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = state_of(session.config)
+    if state.early is not None:
+        state.early.discard()  # started for the suites, but no test took it
     if not state.report.groups:
         return
     s = state.settings

@@ -13,6 +13,7 @@ which counts this filler text the same or higher).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,21 +28,23 @@ from pytest_vllmfleet.checks import (
 )
 from pytest_vllmfleet.fleet import Fleet
 from pytest_vllmfleet.plugin import Recorder
+from vllmfleet.client import FleetClient
 from vllmfleet.inventory import Alias
+from vllmfleet.prompts import PromptBuilder
 
 pytestmark = pytest.mark.rejection
 
 
 @pytest.mark.parametrize("fleet_target", ["proxy"])
-def test_over_max_input_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alias,
-                                                fleet_target: str,
-                                                fleet_report: Recorder) -> None:
+def test_over_max_input_is_refused_by_the_proxy(
+        fleet: Fleet, fleet_alias: Alias, fleet_target: str, proxy_client: FleetClient,
+        prompt_builder: Callable[[str], PromptBuilder], fleet_report: Recorder) -> None:
     vllm = fleet.vllm(fleet_alias.host)
     margin = max(1, (vllm.max_model_len - fleet_alias.max_input_tokens) // 2)
     tokens = fleet_alias.max_input_tokens + margin
-    prompt = fleet.run(fleet.prompts(fleet_alias.host).build(tokens))
-    result = fleet.run(fleet.proxy.chat(model=fleet_alias.name, messages=prompt.messages,
-                                        max_tokens=8))
+    prompt = fleet.run(prompt_builder(fleet_alias.host).build(tokens))
+    result = fleet.run(proxy_client.chat(model=fleet_alias.name, messages=prompt.messages,
+                                         max_tokens=8))
     fleet_report.add("rejection", [result], host=fleet_alias.host, target="proxy",
                      model=fleet_alias.name, max_input_tokens=fleet_alias.max_input_tokens,
                      label=f"{tokens} tok > max_input")
@@ -55,11 +58,11 @@ def test_over_max_input_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alias
 
 @pytest.mark.parametrize("fleet_target", ["proxy"])
 def test_over_max_output_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alias,
-                                                 fleet_target: str,
+                                                 fleet_target: str, proxy_client: FleetClient,
                                                  fleet_report: Recorder) -> None:
     limit = fleet_alias.max_output_tokens
-    result = fleet.run(fleet.proxy.chat(model=fleet_alias.name, messages=SHORT,
-                                        max_tokens=limit + 1))
+    result = fleet.run(proxy_client.chat(model=fleet_alias.name, messages=SHORT,
+                                         max_tokens=limit + 1))
     fleet_report.add("rejection", [result], host=fleet_alias.host, target="proxy",
                      model=fleet_alias.name, max_input_tokens=fleet_alias.max_input_tokens,
                      label=f"max_tokens {limit + 1} > max_output")
@@ -77,14 +80,15 @@ def test_over_max_output_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alia
 
 
 @pytest.mark.parametrize("fleet_target", ["direct"])
-def test_over_max_model_len_is_refused_by_vllm(fleet: Fleet, fleet_host: str,
-                                               fleet_target: str,
-                                               fleet_report: Recorder) -> None:
+def test_over_max_model_len_is_refused_by_vllm(
+        fleet: Fleet, fleet_host: str, fleet_target: str,
+        host_client: Callable[[str], FleetClient],
+        prompt_builder: Callable[[str], PromptBuilder], fleet_report: Recorder) -> None:
     vllm = fleet.vllm(fleet_host)
     tokens = vllm.max_model_len + 64
-    prompt = fleet.run(fleet.prompts(fleet_host).build(tokens))
-    result = fleet.run(fleet.client(fleet_host).chat(model=vllm.served_model_name,
-                                                     messages=prompt.messages, max_tokens=8))
+    prompt = fleet.run(prompt_builder(fleet_host).build(tokens))
+    result = fleet.run(host_client(fleet_host).chat(model=vllm.served_model_name,
+                                                    messages=prompt.messages, max_tokens=8))
     fleet_report.add("rejection", [result], host=fleet_host, target="direct",
                      model=vllm.served_model_name, label=f"{tokens} tok > max_model_len")
     problems = refused_naming(result, limit=vllm.max_model_len, what="max_model_len")

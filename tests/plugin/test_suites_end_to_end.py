@@ -68,10 +68,18 @@ def test_a_fleet_that_drifted_from_the_inventory_fails_with_clear_messages(
                     names=["llama31-8b-wintermute", "llama31-8b-wintermute-burst"])
     inventory = emulators.inventory(pytester.path / "drifted.yaml")  # type: ignore[attr-defined]
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-test")
+    pytester.makepyfile(test_own="""
+        import pytest
+
+        @pytest.mark.rejection  # a project's own test, next to the packaged suites
+        def test_what_wintermute_really_runs(fleet, wintermute_client):
+            (card,) = fleet.run(wintermute_client.models())
+            assert card["max_model_len"] == 12288
+    """)
     result = pytester.runpytest_subprocess("-m", "context_limit or rejection", "--host",
                                            "wintermute", "--fleet", "inventory",
                                            "--fleet-config", str(inventory), timeout=120)
-    result.assert_outcomes(passed=4, failed=6)
+    result.assert_outcomes(passed=5, failed=6)
     result.stdout.fnmatch_lines_random([
         "*wintermute (http://127.0.0.1:*/v1/models):",
         "*- max_model_len is 12288, the inventory says 16384: the running config is not the "
