@@ -11,6 +11,7 @@ line, environment) or the ini file's directory (ini).
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +57,14 @@ FLEET = Option(flag="--fleet", metavar="local|inventory",
                help="local (default): start a local fleet from the inventory once per session "
                     "and stop it at the end; inventory: test the real hosts at their addresses")
 FLEET_CONFIG = Option(flag="--fleet-config", metavar="PATH",
-                      help="the inventory (default: configs/fleet.yaml under the rootdir)")
+                      help="the inventory (default: configs/fleet.yaml under the rootdir); "
+                           "write --fleet-config=PATH for a path outside the project")
 TARGET = Option(flag="--target", metavar="direct|proxy|both",
                 help="talk to the vLLM servers directly, through the LiteLLM proxy, or both "
                      "(default: both)")
 ARTIFACTS = Option(flag="--artifacts-dir", metavar="DIR",
-                   help="where the CSV/JSON reports go (default: artifacts under the rootdir)")
+                   help="where the CSV/JSON reports go (default: artifacts under the rootdir); "
+                        "write --artifacts-dir=DIR for a folder outside the project")
 SPEED = Option(flag="--fleet-speed", metavar="X",
                help="local fleet only: divide the emulated prefill/decode times by X "
                     f"(1 = a real GPU's pace; default {DEFAULT_SPEED:g})")
@@ -167,8 +170,36 @@ def split_names(text: str) -> list[str]:
     return [n for n in text.replace(",", " ").split() if n]
 
 
+def check_rootdir(config: pytest.Config) -> None:
+    """Refuse a rootdir that pytest took from the value of ``--fleet-config PATH``.
+
+    pytest chooses the rootdir (and so the ini file, testpaths and addopts) before plugins
+    load, so it reads the separate value of a plugin's option as a test path. When that
+    moved the rootdir away from where pytest was started, say so and how to write it.
+    """
+    here = Path(config.invocation_params.dir)
+    root = config.rootpath
+    if root == here:
+        return
+    args = [str(a) for a in config.invocation_params.args]
+    for opt in (FLEET_CONFIG, ARTIFACTS):
+        for flag, value in itertools.pairwise(args):
+            if flag != opt.flag:
+                continue
+            path = (here / os.path.expanduser(value)).resolve()
+            under = root == path or root in path.parents
+            elsewhere = root not in here.parents  # a project that is not around the cwd
+            widened = config.inipath is None and not path.is_relative_to(here)
+            if under and (elsewhere or widened):
+                raise pytest.UsageError(
+                    f"vllmfleet: pytest took {value} (the value of {opt.flag}) for a test path "
+                    f"and chose {root} as the rootdir, because it reads the command line "
+                    f"before plugins load; write {opt.flag}={value}")
+
+
 def resolve(config: pytest.Config) -> Settings:
     """Resolve every option (without loading the inventory); bad values are usage errors."""
+    check_rootdir(config)
     raw = {opt.flag: _raw(config, opt) for opt in OPTIONS}
     mode: Mode = "inventory" if _choice(raw[FLEET.flag], MODES, "local") == "inventory" \
         else "local"

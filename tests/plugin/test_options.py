@@ -101,3 +101,16 @@ def test_an_invalid_inventory_is_reported_when_the_fleet_is_needed(
     loud = pytester.runpytest_subprocess("--host", "wintermute")
     assert loud.ret == pytest.ExitCode.USAGE_ERROR
     loud.stderr.fnmatch_lines(["*fleet.yaml:*max_num_seqs*"])
+
+
+def test_a_separate_path_value_that_moves_the_rootdir_is_refused(
+        pytester: pytest.Pytester, project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("reports")  # no ini file above it
+    result = pytester.runpytest_subprocess("--co", "--artifacts-dir", str(outside))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # pytest roots at the common ancestor of the cwd and that "test path"
+    result.stderr.fnmatch_lines([f"*pytest took {outside} (the value of --artifacts-dir) for a "
+                                 f"test path and chose {outside.parent} as the rootdir*; write "
+                                 f"--artifacts-dir={outside}"])
+    fine = pytester.runpytest_subprocess("--co", f"--artifacts-dir={outside}")
+    fine.stdout.fnmatch_lines([HEADER])
