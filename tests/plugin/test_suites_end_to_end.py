@@ -107,3 +107,14 @@ def test_a_server_that_crashes_under_load_fails_the_context_suite(
         "*- 6 of 10 requests failed; first: *",
         "*- /health answers * afterwards: the server crashed or ran out of memory*",
     ])
+
+
+def test_the_real_fleet_without_the_master_key_says_which_variable_to_set(
+        pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LITELLM_MASTER_KEY", raising=False)
+    result = pytester.runpytest_subprocess("-m", "burst", "--fleet=inventory", "--target=proxy",
+                                           "--host=wintermute")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*vllmfleet: no key for the proxy at http://motoko.lan:4000: "
+                                 "set LITELLM_MASTER_KEY to the proxy's master key*"])
+    assert "errors.FleetError" not in result.stdout.str()  # a finding, not a traceback
