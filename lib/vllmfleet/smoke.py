@@ -62,6 +62,7 @@ def _limit_check(target: str, name: str, what: str, result: Result, needle: str)
 
 def _around(message: str, needle: str, width: int = 80) -> str:
     """The part of ``message`` that shows ``needle`` (the limit), for a one-line report."""
+    message = " ".join(message.split())
     at = message.find(needle)
     if len(message) <= width or at < 0:
         return message[:width]

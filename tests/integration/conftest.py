@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from fleetkit import TEMPLATES, LocalFleet, inventory_with_probes
 
 from vllmfleet import localfleet
