@@ -5,7 +5,6 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
 
 
 @nox.session
@@ -27,3 +26,10 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, real LiteLLM included (pass pytest arguments after --)."""
     session.install("-e", ".[proxy,dev]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(default=False)
+def acceptance(session: nox.Session) -> None:
+    """The fleet's acceptance suites against a local fleet (pytest -m ...; add --host etc.)."""
+    session.install("-e", ".[proxy,dev]")
+    session.run("pytest", "-m", "context_limit or burst or rejection", *session.posargs)
