@@ -6,17 +6,29 @@ from pathlib import Path
 
 from invoke.collection import Collection
 
-from vllmfleet.tasks import checks, fleet
+from vllmfleet.tasks import backups, checks, deploy, fleet, health, logs, rollback
 from vllmfleet.tasks._common import DEFAULTS
+
+INVENTORY = Path(__file__).parent / "configs" / "fleet.yaml"
+# deploy.<host>, rollback.<host>, logs.<host>: one per host of the inventory (none when the
+# inventory does not load; `inv validate` says why)
+HOSTS = deploy.hosts_at_import(INVENTORY)
 
 ns = Collection()
 ns.add_task(checks.validate)
 ns.add_task(checks.plan)
 ns.add_task(checks.render)
 ns.add_collection(Collection.from_module(fleet))
+ns.add_collection(deploy.collection(HOSTS))
+ns.add_collection(rollback.collection(HOSTS))
+ns.add_collection(Collection.from_module(backups))
+ns.add_task(health.health)
+ns.add_collection(logs.collection(HOSTS))
 ns.configure({"vllmfleet": {
     **DEFAULTS,
+    **deploy.DEFAULTS,
     # relative to this file, so `inv` works from any folder of the checkout
-    "inventory": str(Path(__file__).parent / "configs" / "fleet.yaml"),
+    "inventory": str(INVENTORY),
     "build_dir": str(Path(__file__).parent / "build"),
+    "backups_dir": str(Path(__file__).parent / "backups"),
 }})

@@ -1,0 +1,294 @@
+"""Is the fleet healthy? HTTP probes of vLLM and the proxy, GPU memory over SSH, and the
+health wait a deploy uses after a restart.
+
+vLLM: ``GET /health`` answers 200, and ``/v1/models`` lists the served name with the
+expected ``max_model_len``. The proxy: ``/health/liveliness`` and ``/health/readiness``
+(no key needed), ``/v1/models`` lists every alias, and every alias answers a one-token chat
+(master key). GPU memory: ``nvidia-smi --query-gpu=memory.used,memory.total
+--format=csv,noheader,nounits`` through the host adapter; a host without nvidia-smi gets
+"n/a", which is not a failure. HTTP goes straight to the hosts (proxy environment
+variables are ignored) with short timeouts.
+
+:func:`wait_healthy` polls (tenacity) until the service answers, and gives up early when
+the adapter reports the container/unit dead (a vLLM that exits at start is not waited for
+until the timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from vllmfleet.client import error_message
+from vllmfleet.deploy_plan import Expect
+from vllmfleet.errors import DeployError, FleetError
+from vllmfleet.inventory import Inventory
+from vllmfleet.remote_base import HostAdapter
+
+HTTP_TIMEOUT_S = 5.0
+TOKEN_TIMEOUT_S = 60.0
+GPU_QUERY = "nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader,nounits"
+# states in which a restarted service is not coming up by itself
+DEAD_STATES = frozenset({"exited", "dead", "missing", "restarting", "failed", "stopped",
+                         "inactive", "removing"})
+PING = [{"role": "user", "content": "Say OK."}]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """One line of the health table; ``ok=None`` means not applicable (n/a)."""
+
+    host: str
+    what: str
+    ok: bool | None
+    detail: str = ""
+
+
+def http_client(timeout_s: float = HTTP_TIMEOUT_S) -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(timeout_s, connect=3.0), trust_env=False)
+
+
+def _get(client: httpx.Client, url: str, key: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = client.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        return 0, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return response.status_code, response.text
+
+
+def _ms(start: float) -> str:
+    return f"{(time.monotonic() - start) * 1000:.0f} ms"
+
+
+# --- vLLM -----------------------------------------------------------------------------------
+
+def vllm_checks(host: str, url: str, *, served: str, max_model_len: int,
+                client: httpx.Client, probe_health: bool = True) -> list[Check]:
+    """/health is 200; /v1/models lists ``served`` with ``max_model_len``."""
+    out = []
+    if probe_health:
+        start = time.monotonic()
+        code, body = _get(client, f"{url}/health")
+        out.append(Check(host=host, what="vllm /health", ok=code == 200,
+                         detail=f"200 in {_ms(start)}" if code == 200
+                         else f"{code or 'no answer'} {body[:120]}".strip()))
+    code, body = _get(client, f"{url}/v1/models")
+    what = "vllm /v1/models"
+    if code != 200:
+        out.append(Check(host=host, what=what, ok=False,
+                         detail=f"HTTP {code or 'no answer'}: {body[:120]}"))
+        return out
+    try:
+        models = {str(m["id"]): m.get("max_model_len") for m in json.loads(body)["data"]}
+    except (ValueError, KeyError, TypeError):
+        out.append(Check(host=host, what=what, ok=False, detail=f"not a model list: {body[:80]}"))
+        return out
+    if served not in models:
+        out.append(Check(host=host, what=what, ok=False,
+                         detail=f"serves {', '.join(models) or 'nothing'}, not {served}"))
+    elif models[served] != max_model_len:
+        out.append(Check(host=host, what=what, ok=False,
+                         detail=f"{served}: max_model_len {models[served]}, expected "
+                                f"{max_model_len}"))
+    else:
+        out.append(Check(host=host, what=what, ok=True,
+                         detail=f"{served}, max_model_len {max_model_len}"))
+    return out
+
+
+# --- the proxy ------------------------------------------------------------------------------
+
+def proxy_checks(host: str, url: str, *, key: str | None, models: Iterable[str],
+                 client: httpx.Client, key_hint: str, probe_health: bool = True) -> list[Check]:
+    """Liveliness, readiness, every model listed and answering one token."""
+    out = []
+    if probe_health:
+        for path in ("/health/liveliness", "/health/readiness"):
+            code, body = _get(client, url + path)
+            out.append(Check(host=host, what=f"proxy {path}", ok=code == 200,
+                             detail="200" if code == 200
+                             else f"{code or 'no answer'} {body[:120]}".strip()))
+    names = list(models)
+    if not key:
+        out.append(Check(host=host, what="proxy aliases", ok=False,
+                         detail=f"no master key to ask with: {key_hint}"))
+        return out
+    code, body = _get(client, f"{url}/v1/models", key)
+    try:
+        listed = {str(m["id"]) for m in json.loads(body)["data"]}
+    except (ValueError, KeyError, TypeError):
+        listed = set()
+    missing = [n for n in names if n not in listed]
+    out.append(Check(host=host, what="proxy /v1/models", ok=code == 200 and not missing,
+                     detail=(f"lists all {len(names)} aliases" if code == 200 and not missing
+                             else f"HTTP {code}: missing {', '.join(missing)}" if code == 200
+                             else f"HTTP {code or 'no answer'}: {body[:120]}")))
+    for name in names:
+        out.append(one_token(host, url, name, key=key, client=client))
+    return out
+
+
+def one_token(host: str, url: str, model: str, *, key: str, client: httpx.Client) -> Check:
+    start = time.monotonic()
+    try:
+        response = client.post(f"{url}/v1/chat/completions",
+                               headers={"Authorization": f"Bearer {key}"},
+                               json={"model": model, "messages": PING, "max_tokens": 1},
+                               timeout=TOKEN_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return Check(host=host, what=f"alias {model}", ok=False,
+                     detail=f"{type(exc).__name__}: {exc}")
+    if response.status_code == 200:
+        return Check(host=host, what=f"alias {model}", ok=True,
+                     detail=f"1 token in {_ms(start)}")
+    return Check(host=host, what=f"alias {model}", ok=False,
+                 detail=f"HTTP {response.status_code}: {error_message(response.text)[:160]}")
+
+
+# --- GPU memory -----------------------------------------------------------------------------
+
+def gpu_memory(host: str, adapter: HostAdapter) -> Check:
+    """GPU memory in use via nvidia-smi over the adapter; n/a where there is none."""
+    try:
+        result = adapter.run(GPU_QUERY, check=False, timeout=30)
+    except FleetError as exc:
+        return Check(host=host, what="gpu memory", ok=False, detail=f"ssh: {exc}")
+    if not result.ok:
+        why = (result.stderr.strip().splitlines() or [f"exit {result.exit_code}"])[-1]
+        return Check(host=host, what="gpu memory", ok=None, detail=f"n/a ({why[:100]})")
+    parts = []
+    for line in result.stdout.strip().splitlines():
+        try:
+            used, total = (float(x) for x in line.split(","))
+        except ValueError:
+            return Check(host=host, what="gpu memory", ok=None,
+                         detail=f"n/a (unexpected nvidia-smi output {line[:60]!r})")
+        parts.append(f"{used:.0f}/{total:.0f} MiB ({used / total:.0%})" if total else line)
+    return Check(host=host, what="gpu memory", ok=True if parts else None,
+                 detail="; ".join(parts) or "n/a (no GPU listed)")
+
+
+# --- the whole fleet ------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoints:
+    """Where to reach each vLLM server and the proxy, and the master key."""
+
+    hosts: Mapping[str, str]
+    proxy: str
+    key: str | None
+    key_hint: str = ""
+
+
+def endpoints_of(inventory: Inventory, *, key: str | None) -> Endpoints:
+    from vllmfleet.deploy_plan import proxy_url, vllm_url
+
+    return Endpoints(hosts={n: vllm_url(h) for n, h in inventory.vllm_hosts.items()},
+                     proxy=proxy_url(inventory), key=key,
+                     key_hint=f"set {inventory.proxy.master_key_env} to the proxy's master key")
+
+
+def host_checks(inventory: Inventory, name: str, endpoints: Endpoints,
+                adapter: Callable[[str], HostAdapter] | None) -> list[Check]:
+    host = inventory.hosts[name]
+    out: list[Check] = []
+    with http_client() as client:
+        if host.vllm is not None and name in endpoints.hosts:
+            out += vllm_checks(name, endpoints.hosts[name], served=host.vllm.served_model_name,
+                               max_model_len=host.vllm.max_model_len, client=client)
+        if inventory.proxy.host == name:
+            out += proxy_checks(name, endpoints.proxy, key=endpoints.key, client=client,
+                                key_hint=endpoints.key_hint,
+                                models=[n for a in inventory.aliases.values() for n in a.names])
+    if host.vllm is not None:
+        if adapter is None:
+            out.append(Check(host=name, what="gpu memory", ok=None, detail="n/a (no SSH)"))
+        else:
+            try:
+                with adapter(name) as conn:
+                    out.append(gpu_memory(name, conn))
+            except FleetError as exc:
+                out.append(Check(host=name, what="gpu memory", ok=False, detail=f"ssh: {exc}"))
+    return out
+
+
+def check_fleet(inventory: Inventory, hosts: Iterable[str], endpoints: Endpoints, *,
+                adapter: Callable[[str], HostAdapter] | None) -> list[Check]:
+    """Every check of every host in ``hosts`` (hosts in parallel), in inventory order."""
+    names = list(hosts)
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        results = list(pool.map(lambda n: host_checks(inventory, n, endpoints, adapter), names))
+    return [check for result in results for check in result]
+
+
+def healthy(checks: Iterable[Check]) -> bool:
+    return all(c.ok is not False for c in checks)
+
+
+def format_table(checks: Iterable[Check]) -> str:
+    rows = [(c.host, c.what, "ok" if c.ok else "n/a" if c.ok is None else "FAIL", c.detail)
+            for c in checks]
+    head = ("HOST", "CHECK", "RESULT", "DETAIL")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(3)]
+    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}"
+                     .rstrip() for r in [head, *rows])
+
+
+# --- after a restart --------------------------------------------------------------------------
+
+def _answers(client: httpx.Client, expect: Expect) -> bool:
+    path = "/health" if expect.service == "vllm" else "/health/readiness"
+    code, _ = _get(client, expect.url + path)
+    return code == 200
+
+
+def wait_healthy(adapter: HostAdapter, expect: Expect, *,
+                 timeout_s: float | None = None) -> float:
+    """Wait until ``expect``'s service answers its health URL; return the seconds it took.
+
+    Raises DeployError when the adapter reports the service dead (exited, failed, …) or
+    when ``timeout_s`` (default: the expectation's, i.e. the inventory's) runs out.
+    """
+    limit = expect.timeout_s if timeout_s is None else timeout_s
+    start = time.monotonic()
+    path = "/health" if expect.service == "vllm" else "/health/readiness"
+
+    with http_client(timeout_s=3.0) as client:
+        def probe() -> bool:
+            if _answers(client, expect):
+                return True
+            status = adapter.status(service=expect.service)
+            if status.state in DEAD_STATES:
+                raise DeployError(f"the {expect.service} service stopped during start-up "
+                                  f"({status.detail or status.state})")
+            return False
+
+        retrying = Retrying(stop=stop_after_delay(limit),
+                            wait=wait_exponential(multiplier=0.05, max=2.0),
+                            retry=retry_if_result(lambda ok: not ok))
+        try:
+            retrying(probe)
+        except RetryError:
+            raise DeployError(f"{expect.url}{path} did not answer 200 within {limit:.0f} s "
+                              f"(start_timeout_s of the inventory)") from None
+    return time.monotonic() - start
+
+
+def verify(expect: Expect, *, key: str | None, key_hint: str = "") -> list[str]:
+    """What is wrong with a started service (nothing: ``[]``)."""
+    with http_client() as client:
+        if expect.service == "vllm":
+            checks = vllm_checks("", expect.url, served=expect.served_model_name or "",
+                                 max_model_len=expect.max_model_len or 0, client=client,
+                                 probe_health=False)
+        else:
+            checks = proxy_checks("", expect.url, key=key, models=expect.models, client=client,
+                                  key_hint=key_hint, probe_health=False)
+    return [f"{c.what}: {c.detail}" for c in checks if c.ok is False]

@@ -1,0 +1,102 @@
+"""backups.*: snapshot hosts' files without deploying, list the store, verify checksums.
+
+The store is ``vllmfleet.backups_dir`` (default ``backups/``): ``<host>/<UTC id>/`` with a
+manifest of every file's remote path, sha256, size and mode. A deploy and a rollback each
+take one first; ``backups.create`` takes one on demand (what ``make backup-configs`` was for).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from vllmfleet import backups
+from vllmfleet.errors import BackupError, FleetError
+from vllmfleet.tasks._common import load_inventory, pick_hosts, user_errors
+from vllmfleet.tasks.deploy import access, conf, options
+
+_INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
+_HOST = "only these hosts (comma-separated; default: all)"
+
+
+def _store(c: Context) -> Path:
+    return Path(conf(c, "backups_dir")).expanduser()
+
+
+def _hosts(store: Path, host: str | None) -> list[str]:
+    if host:
+        return [h.strip() for h in host.split(",") if h.strip()]
+    if not store.is_dir():
+        return []
+    return sorted(p.name for p in store.iterdir()
+                  if p.is_dir() and backups.HOST_PATTERN.fullmatch(p.name))
+
+
+@task(help={"host": _HOST, "inventory": _INV})
+def create(c: Context, host: str | None = None, inventory: str | None = None) -> None:
+    """Back up every host's deployed files as they are now (changes nothing on the hosts)."""
+    from vllmfleet import deploy_run
+
+    inv = load_inventory(c, inventory)
+    acc, opts = access(c, inv), options(c, inv)
+    failed = []
+    for name in pick_hosts(inv, host):
+        try:
+            backup, connections = deploy_run.snapshot(inv, name, access=acc, options=opts)
+        except FleetError as exc:
+            print(f"{name:<12} FAILED: {exc}")
+            failed.append(name)
+            continue
+        present = sum(1 for f in backup.files if f.present)
+        print(f"{name:<12} {backup.id}  {present} file(s), {len(backup.files) - present} "
+              f"absent on the host  {backup.path}  ({connections} SSH connection(s))")
+    if failed:
+        raise Exit(f"backups.create failed for: {', '.join(failed)}", code=1)
+
+
+@task(name="list", help={"host": _HOST})
+def list_(c: Context, host: str | None = None) -> None:
+    """List the backups in the store, newest first per host."""
+    store = _store(c)
+    rows = []
+    with user_errors():
+        for name in _hosts(store, host):
+            for backup_id in reversed(backups.backup_ids(store, name)):
+                try:
+                    b = backups.load(store, name, backup_id)
+                    present = sum(1 for f in b.files if f.present)
+                    rows.append((name, b.id, b.created, f"{present}/{len(b.files)}", b.note))
+                except BackupError as exc:
+                    rows.append((name, backup_id, "?", "?", f"UNUSABLE: {exc}".splitlines()[0]))
+    if not rows:
+        print(f"no backups in {store}" + (f" for {host}" if host else ""))
+        return
+    head = ("HOST", "ID", "CREATED", "FILES", "NOTE")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    for r in [head, *rows]:
+        print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+
+
+@task(help={"host": _HOST})
+def verify(c: Context, host: str | None = None) -> None:
+    """Check every backup's files against its manifest (sha256, size); exit 1 on damage."""
+    store = _store(c)
+    bad = good = 0
+    with user_errors():
+        for name in _hosts(store, host):
+            for backup_id in backups.backup_ids(store, name):
+                try:
+                    backups.verify(backups.load(store, name, backup_id))
+                except BackupError as exc:
+                    bad += 1
+                    print(f"CORRUPTED {name}/{backup_id}: {exc}")
+                    continue
+                good += 1
+                print(f"ok        {name}/{backup_id}")
+    print(f"{good} backup(s) ok, {bad} corrupted, in {store}")
+    if bad:
+        raise Exit(f"{bad} corrupted backup(s): a rollback refuses them; delete them or keep "
+                   "them for forensics", code=1)

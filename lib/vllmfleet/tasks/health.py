@@ -1,0 +1,49 @@
+"""health: is the fleet healthy right now? A table, exit 1 when anything is unhealthy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from vllmfleet.tasks._common import load_inventory, pick_hosts, setting, user_errors
+from vllmfleet.tasks.deploy import access
+
+
+@task(help={
+    "host": "only these hosts (comma-separated; default: all)",
+    "local": "check the local fleet of `inv fleet.up` (its URLs and key; no SSH)",
+    "no_ssh": "skip the GPU memory check (nvidia-smi over SSH)",
+    "inventory": "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)",
+})
+def health(c: Context, host: str | None = None, local: bool = False, no_ssh: bool = False,
+           inventory: str | None = None) -> None:
+    """Check vLLM /health and /v1/models, proxy readiness, one token per alias, GPU memory."""
+    from vllmfleet import health as checks
+    from vllmfleet import localfleet
+
+    inv = load_inventory(c, inventory)
+    names = pick_hosts(inv, host)
+    with user_errors():
+        if local:
+            state = localfleet.status(Path(setting(c, "build_dir")) / "localfleet")
+            if state is None:
+                raise Exit("error: no local fleet is running; start one with `inv fleet.up`",
+                           code=1)
+            endpoints = checks.Endpoints(hosts=state.state.host_urls,
+                                         proxy=state.state.proxy_url,
+                                         key=state.state.master_key)
+            adapter = None
+        else:
+            endpoints = checks.endpoints_of(
+                inv, key=os.environ.get(inv.proxy.master_key_env) or None)
+            acc = access(c, inv)
+            adapter = None if no_ssh else (lambda n: acc.adapter(inv, inv.hosts[n]))
+        rows = checks.check_fleet(inv, names, endpoints, adapter=adapter)
+    print(checks.format_table(rows))
+    if not checks.healthy(rows):
+        bad = sorted({r.host for r in rows if r.ok is False})
+        raise Exit(f"unhealthy: {', '.join(bad)}", code=1)

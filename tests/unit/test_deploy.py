@@ -1,0 +1,249 @@
+"""The deploy flow on a local adapter (files in a temp folder, a recording fake service) with
+the health probes replaced: ordering, what is restored after each kind of failure, the
+lock, the diagnosis text and the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vllmfleet import backups, deploy, health, locks
+from vllmfleet.deploy import Options, Outcome
+from vllmfleet.deploy_diagnose import diagnose
+from vllmfleet.deploy_plan import Desired, Expect
+from vllmfleet.deploy_run import restorable, summary
+from vllmfleet.errors import DeployError, HostError
+from vllmfleet.inventory import Inventory, load
+from vllmfleet.remote_base import HostAdapter
+from vllmfleet.remote_local import CallableService, LocalAdapter
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = "/opt/vllmfleet/vllm-compose.yaml"
+
+
+@pytest.fixture(scope="module")
+def inv() -> Inventory:
+    return load(REPO / "configs" / "fleet.yaml")
+
+
+class Host:
+    """A local host whose vLLM "restart" is recorded and may be told to fail."""
+
+    def __init__(self, root: Path) -> None:
+        self.events: list[str] = []
+        self.fail_restart = False
+        service = CallableService(restart_fn=self.restart, is_running_fn=lambda: True,
+                                  logs_fn=lambda n: "INFO starting\nERROR boom\n")
+        self.adapter = LocalAdapter(host="wintermute", root=root / "host",
+                                    services={"vllm": service})
+        self.file = root / "host" / COMPOSE.lstrip("/")
+
+    def restart(self) -> None:
+        self.events.append(f"restart with {self.file.read_text().strip()}")
+        if self.fail_restart:
+            raise RuntimeError("docker: no such image")
+
+
+def want(text: str) -> list[Desired]:
+    return [Desired(remote_path=COMPOSE, content=text.encode(), mode=0o644, service="vllm",
+                    kind="vllm-launch")]
+
+
+def run(inv: Inventory, host: Host, tmp_path: Path, text: str, **options: object) -> Outcome:
+    return deploy.apply(inventory=inv, host=inv.hosts["wintermute"], adapter=host.adapter,
+                        desired=want(text), say=host.events.append,
+                        options=Options(store=tmp_path / "backups", **options))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[Expect], None]]:
+    """Replace the health wait and verification: each call pops a behaviour (default: ok)."""
+    plan: list[Callable[[Expect], None]] = []
+
+    def wait(adapter: HostAdapter, expect: Expect, *, timeout_s: float | None = None) -> float:
+        if plan:
+            plan.pop(0)(expect)
+        return 0.1
+
+    monkeypatch.setattr(health, "wait_healthy", wait)
+    monkeypatch.setattr(health, "verify", lambda expect, **_: [])
+    return plan
+
+
+def test_a_deploy_backs_up_before_it_pushes_and_restarts_once(
+        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+    host = Host(tmp_path)
+    host.file.parent.mkdir(parents=True)
+    host.file.write_text("old\n")
+    outcome = run(inv, host, tmp_path, "new\n")
+    assert outcome.result == "deployed" and outcome.changed == (COMPOSE,)
+    assert host.events.index("restart with new") > next(
+        i for i, e in enumerate(host.events) if e.startswith("backup "))
+    backup = backups.load(tmp_path / "backups", "wintermute", outcome.backup or "")
+    assert [i.content for i in backups.restore_plan(backup)] == [b"old\n"]
+    assert not (host.file.parent / locks.LOCK_NAME).exists()
+    assert run(inv, host, tmp_path, "new\n").result == "unchanged"
+    assert sum(e.startswith("restart with") for e in host.events) == 1
+
+
+def test_a_service_that_does_not_come_up_is_restored_and_restarted(
+        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+    host = Host(tmp_path)
+    host.file.parent.mkdir(parents=True)
+    host.file.write_text("old\n")
+
+    def dies(_: Expect) -> None:
+        raise DeployError("the vllm service stopped during start-up (exited)")
+
+    probes.append(dies)
+    outcome = run(inv, host, tmp_path, "new\n")
+    assert outcome.result == "failed" and outcome.restored is True
+    assert host.file.read_text() == "old\n"
+    assert [e for e in host.events if e.startswith("restart with")] == [
+        "restart with new", "restart with old"]
+    assert "log tail of vllm" in outcome.report and "    | ERROR boom" in outcome.report
+    assert "rolled back:   yes" in outcome.report
+    assert "diagnosis:     no known cause recognised" in outcome.report
+
+
+def test_a_failed_restart_is_restored_too(inv: Inventory, tmp_path: Path,
+                                          probes: list[Callable[[Expect], None]]) -> None:
+    host = Host(tmp_path)
+    host.file.parent.mkdir(parents=True)
+    host.file.write_text("old\n")
+    host.fail_restart = True
+    outcome = run(inv, host, tmp_path, "new\n")
+    assert outcome.result == "failed" and "FAILED at restart" in outcome.report
+    assert "docker: no such image" in outcome.report
+    assert host.file.read_text() == "old\n" and outcome.restored is False  # restart fails again
+    assert "the old config did not come up again" in outcome.report
+    assert "the host needs attention NOW" in outcome.report
+
+
+def test_a_first_deploy_that_fails_removes_its_files(
+        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+    host = Host(tmp_path)
+
+    def dies(_: Expect) -> None:
+        raise DeployError("exited")
+
+    probes.append(dies)
+    outcome = run(inv, host, tmp_path, "new\n")
+    assert outcome.result == "failed" and outcome.restored is False
+    assert not host.file.exists()  # as it was: absent
+    assert "no previous config of vllm to start (first deploy)" in outcome.report
+
+
+def test_dry_run_reads_only(inv: Inventory, tmp_path: Path,
+                            probes: list[Callable[[Expect], None]]) -> None:
+    host = Host(tmp_path)
+    outcome = run(inv, host, tmp_path, "new\n", dry_run=True)
+    assert outcome.result == "planned" and "+new" in outcome.report
+    assert not host.file.exists() and not (tmp_path / "backups").exists()
+    assert host.events == []
+
+
+def test_a_held_lock_changes_nothing(inv: Inventory, tmp_path: Path,
+                                     probes: list[Callable[[Expect], None]]) -> None:
+    host = Host(tmp_path)
+    locks.acquire(host.adapter, locks.lock_path("/opt/vllmfleet"), owner="ann@desk pid 1",
+                  action="rollback", task="deploy.wintermute")
+    outcome = run(inv, host, tmp_path, "new\n")
+    assert outcome.result == "failed" and "ann@desk pid 1 (rollback)" in outcome.report
+    assert not host.file.exists() and host.events == []
+
+
+def test_lock_is_exclusive_and_released_only_by_its_owner(tmp_path: Path) -> None:
+    adapter = LocalAdapter(host="h", root=tmp_path)
+    path = "/opt/vllmfleet/" + locks.LOCK_NAME
+    first = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.h")
+    with pytest.raises(DeployError, match=r"h: another deploy holds the lock .* a \(deploy\)"):
+        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
+    second = locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h",
+                           force=True)
+    assert second.broke is not None and second.broke.owner == "a"
+    assert "now held by b" in first.release()
+    assert second.release() == "" and adapter.read(path) is None
+    assert not [p for p in (tmp_path / "opt" / "vllmfleet").iterdir()]  # no temp file left
+
+
+def test_an_unreadable_lock_counts_as_stale(tmp_path: Path) -> None:
+    adapter = LocalAdapter(host="h", root=tmp_path)
+    path = "/opt/vllmfleet/" + locks.LOCK_NAME
+    adapter.put(path, b"garbage")
+    with pytest.raises(DeployError, match="STALE") as caught:
+        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
+    assert "inv deploy.h --force-unlock" in str(caught.value)
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(DeployError, match="keep at least 1 backup"):
+        Options(keep=0)
+
+
+def test_kv_oom_leads_to_the_planners_largest_max_model_len(inv: Inventory) -> None:
+    log = ("ValueError: To serve at least one request with the models's max seq len (100000), "
+           "(6.10 GiB KV cache is needed, which is larger than the available KV cache memory "
+           "(5.18 GiB). Based on the available memory, the estimated maximum model length is "
+           "84896. Try increasing `gpu_memory_utilization` …")
+    text = diagnose(log, inventory=inv, host="wintermute")
+    assert "one request of max_model_len 100000 does not fit" in text
+    assert "largest max_model_len that fits = 84896" in text
+    assert "set hosts.wintermute.vllm.max_model_len to at most 84896" in text
+
+
+def test_free_memory_and_other_causes(inv: Inventory) -> None:
+    log = ("Free memory on device (11.25/12.0 GiB) on startup is less than desired GPU memory "
+           "utilization (0.99, 11.88 GiB).")
+    text = diagnose(log, inventory=inv, host="wintermute")
+    assert "largest gpu_memory_utilization that starts is 0.9" in text
+    assert "unrecognized arguments" not in diagnose("error: unrecognized arguments: --x",
+                                                    inventory=inv, host="wintermute")
+    assert "extra_args" in diagnose("error: unrecognized arguments: --x", inventory=inv,
+                                    host="wintermute")
+    assert diagnose("", inventory=inv, host="motoko").startswith("no known cause")
+
+
+def test_rollback_default_skips_the_copies_a_rollback_takes(tmp_path: Path) -> None:
+    adapter = LocalAdapter(host="h", root=tmp_path / "host")
+    adapter.put("/opt/x", b"1")
+    store = tmp_path / "backups"
+
+    def take(note: str) -> str:
+        return backups.create(adapter, "h", ["/opt/x"], store=store, inventory_digest="d",
+                              note=note).id
+
+    first = take("before deploy of inventory x")
+    take("before rollback to y")
+    assert restorable(store, "h").id == first
+    with pytest.raises(Exception, match="no backups of nobody"):
+        restorable(store, "nobody")
+
+
+def test_summary_names_the_failed_hosts() -> None:
+    ok = Outcome(host="a", action="deploy", services=("vllm",), result="deployed",
+                 changed=("/x",), backup="20260101T000000Z", seconds=1.25, connections=1)
+    bad = Outcome(host="b", action="deploy", services=("vllm",), result="failed",
+                  restored=True, seconds=3, connections=1)
+    lines = summary([ok, bad]).splitlines()
+    assert lines[0].split() == ["HOST", "SERVICES", "RESULT", "CHANGED", "BACKUP", "TIME", "SSH"]
+    assert lines[1].split() == ["a", "vllm", "deployed", "1", "20260101T000000Z", "1.2", "s",
+                                "1"]
+    assert "FAILED (rolled back)" in lines[2] and lines[-1] == "failed: b"
+    with pytest.raises(DeployError):
+        bad.raise_for_failure()
+
+
+def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Path) -> None:
+    class Down(LocalAdapter):
+        def read_file(self, remote_path: str) -> None:
+            raise HostError("cannot connect", host="wintermute")
+
+    down = Down(host="wintermute", root=tmp_path)
+    outcome = deploy.apply(inventory=inv, host=inv.hosts["wintermute"], adapter=down,
+                           desired=want("x"), options=Options(store=tmp_path / "b"),
+                           say=lambda _: None)
+    assert outcome.result == "failed" and "nothing was changed" in outcome.report
+    assert not (tmp_path / "b").exists()

@@ -1,0 +1,94 @@
+"""What a deploy wants: rendered files per service, the diff a dry run prints, and what the
+restarted services must report (read from the files themselves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vllmfleet import render
+from vllmfleet.deploy_plan import (
+    Change,
+    Desired,
+    expectations,
+    from_render,
+    launch_args,
+    proxy_models,
+    services_of,
+)
+from vllmfleet.inventory import Inventory, load
+from vllmfleet.remote_base import RemoteFile
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def inv() -> Inventory:
+    return load(REPO / "configs" / "fleet.yaml")
+
+
+def test_files_are_split_by_service(inv: Inventory) -> None:
+    wintermute = from_render(render.render_host(inv, "wintermute"))
+    assert [(d.kind, d.service) for d in wintermute] == [("vllm-launch", "vllm")]
+    armitage = from_render(render.render_host(inv, "armitage"))
+    assert {d.service for d in armitage} == {"vllm"} and len(armitage) == 2
+    motoko = from_render(render.render_host(inv, "motoko"))
+    assert {d.service for d in motoko} == {"proxy"}
+    assert "/etc/litellm/config.yaml" in [d.remote_path for d in motoko]
+    assert from_render(render.render_host(inv, "motoko"), ("vllm",)) == []
+    assert services_of(wintermute + motoko) == ["vllm", "proxy"]
+
+
+def test_expectations_come_from_the_files_being_deployed(inv: Inventory) -> None:
+    [vllm] = expectations(inv, inv.hosts["wintermute"],
+                          from_render(render.render_host(inv, "wintermute")))
+    assert (vllm.service, vllm.url, vllm.served_model_name, vllm.max_model_len) == (
+        "vllm", "http://wintermute.lan:8000", "llama31-8b-wintermute", 16384)
+    assert vllm.timeout_s == 900
+
+    [win] = expectations(inv, inv.hosts["armitage"],
+                         from_render(render.render_host(inv, "armitage")))
+    assert (win.served_model_name, win.max_model_len) == ("qwen2.5-7b-armitage", 8192)
+
+    [proxy] = expectations(inv, inv.hosts["motoko"],
+                           from_render(render.render_host(inv, "motoko")))
+    assert proxy.url == "http://motoko.lan:4000" and proxy.timeout_s == 120
+    assert set(proxy.models) == {"llama31-8b-wintermute", "llama31-8b-wintermute-burst",
+                                 "qwen2.5-7b-armitage", "local/reasoner", "local/chat"}
+
+    # a rollback restores an older file: it is what the server must report, not the inventory
+    [old] = from_render(render.render_host(inv, "wintermute"))
+    older = Desired(remote_path=old.remote_path, service="vllm", kind=old.kind, mode=0o644,
+                    content=(old.content or b"").replace(b"'16384'", b"'12288'"))
+    [vllm] = expectations(inv, inv.hosts["wintermute"], [older])
+    assert vllm.max_model_len == 12288
+
+
+def test_launch_args_and_proxy_models_tolerate_garbage() -> None:
+    assert launch_args(b"not: [yaml", "vllm-launch") == []
+    assert launch_args(b"{}", "windows-config") == []
+    assert launch_args(b'{"vllm_args": ["--port", "1"]}', "windows-config") == ["--port", "1"]
+    assert proxy_models(b"\xff\xfe") == ()
+    assert proxy_models(b"model_list: [{model_name: a}]\nrouter_settings: "
+                        b"{model_group_alias: {b: a}}\n") == ("a", "b")
+
+
+def test_change_and_diff() -> None:
+    want = Desired(remote_path="/opt/x.yaml", content=b"a: 2\n", mode=0o644, service="vllm",
+                   kind="vllm-launch")
+    same = Change(want=want, have=RemoteFile(content=b"a: 2\n", mode=0o644))
+    assert not same.changed and same.diff("h") == ""
+    mode_only = Change(want=want, have=RemoteFile(content=b"a: 2\n", mode=0o600))
+    assert mode_only.changed
+    assert mode_only.diff("h") == "mode of h:/opt/x.yaml: 0600 -> 0644\n"
+    edited = Change(want=want, have=RemoteFile(content=b"a: 1", mode=0o644))
+    assert edited.diff("h").splitlines() == [
+        "--- h:/opt/x.yaml (on the host)", "+++ h:/opt/x.yaml (new)", "@@ -1 +1 @@",
+        "-a: 1", "\\ No newline at end of file", "+a: 2"]
+    new = Change(want=want, have=None)
+    assert new.changed and new.diff("h").startswith("--- /dev/null\n+++ h:/opt/x.yaml (new)")
+    gone = Desired(remote_path="/opt/x.yaml", content=None, mode=None, service="vllm",
+                   kind="restored")
+    assert Change(want=gone, have=RemoteFile(content=b"a", mode=0o644)).changed
+    assert not Change(want=gone, have=None).changed
