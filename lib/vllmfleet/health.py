@@ -271,7 +271,7 @@ def wait_healthy(adapter: HostAdapter, expect: Expect, *,
             return False
 
         retrying = Retrying(stop=stop_after_delay(limit),
-                            wait=wait_exponential(multiplier=0.05, max=2.0),
+                            wait=wait_exponential(multiplier=0.05, max=1.0),
                             retry=retry_if_result(lambda ok: not ok))
         try:
             retrying(probe)
