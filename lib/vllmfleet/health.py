@@ -208,7 +208,7 @@ def host_checks(inventory: Inventory, name: str, endpoints: Endpoints,
                                 key_hint=endpoints.key_hint,
                                 models=[n for a in inventory.aliases.values() for n in a.names])
     if host.vllm is not None:
-        if adapter is None:
+        if adapter is None or host.platform == "local":
             out.append(Check(host=name, what="gpu memory", ok=None, detail="n/a (no SSH)"))
         else:
             try:

@@ -4,6 +4,8 @@ lock, the diagnosis text and the summary."""
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +18,10 @@ from vllmfleet.deploy_plan import Desired, Expect
 from vllmfleet.deploy_run import restorable, summary
 from vllmfleet.errors import DeployError, HostError
 from vllmfleet.inventory import Inventory, load
-from vllmfleet.remote_base import HostAdapter
+from vllmfleet.remote_base import HostAdapter, Result
 from vllmfleet.remote_local import CallableService, LocalAdapter
+from vllmfleet.remote_windows import WindowsAdapter
+from vllmfleet.tasks.logs import follow
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = "/opt/vllmfleet/vllm-compose.yaml"
@@ -247,3 +251,73 @@ def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Pat
                            say=lambda _: None)
     assert outcome.result == "failed" and "nothing was changed" in outcome.report
     assert not (tmp_path / "b").exists()
+
+
+class WindowsWire:
+    """A Windows host by SFTP files and PowerShell ``Move-Item`` (without -Force: exclusive)."""
+
+    connection_count = 1
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.scripts: list[str] = []
+
+    def run(self, command: str, *, timeout: float | None = None) -> Result:
+        script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
+        self.scripts.append(script)
+        put = re.search(r"\$target = '([^']+)'\n\$tmp = '([^']+)'", script)
+        if put:  # the adapter's atomic put: Move-Item -Force of the uploaded temp file
+            self.files["/" + put[1]] = self.files.pop("/" + put[2])
+        move = re.search(r"Move-Item -LiteralPath '([^']+)' -Destination '([^']+)'( -Force)?",
+                         script)
+        if move:
+            src, dst, force = "/" + move[1], "/" + move[2], move[3]
+            if dst in self.files and not force:
+                return Result(command=command, exit_code=1, stdout="",
+                              stderr="Cannot create a file when that file already exists.")
+            self.files[dst] = self.files.pop(src)
+        return Result(command=command, exit_code=0, stdout="", stderr="")
+
+    def upload(self, path: str, content: bytes) -> None:
+        self.files[path] = content
+
+    def download(self, path: str) -> bytes | None:
+        return self.files.get(path)
+
+    def stat(self, path: str) -> int | None:
+        return 0o644 if path in self.files else None
+
+    def makedirs(self, path: str) -> None: ...
+
+    def remove(self, path: str) -> None:
+        self.files.pop(path, None)
+
+    def home(self) -> str:
+        return "/C:/Users/ops"
+
+    def close(self) -> None: ...
+
+
+def test_the_lock_on_windows_is_an_exclusive_move() -> None:
+    wire = WindowsWire()
+    adapter = WindowsAdapter(host="armitage", transport=wire, base_dir="C:/vllmfleet")
+    path = locks.lock_path("C:/vllmfleet")
+    held = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.armitage")
+    assert any("Move-Item -LiteralPath 'C:/vllmfleet/.vllmfleet-deploy.lock." in s
+               and "-Destination 'C:/vllmfleet/.vllmfleet-deploy.lock'" in s
+               and "-Force" not in s.split("Move-Item -LiteralPath 'C:/vllmfleet/.vllmfleet-"
+                                           "deploy.lock.")[1].splitlines()[0]
+               for s in wire.scripts)
+    with pytest.raises(DeployError, match="a \\(deploy\\)"):
+        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.armitage")
+    assert held.release() == "" and list(wire.files) == []
+
+
+def test_follow_prints_new_lines_as_they_come(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    pages = iter(["a\nb\n", "a\nb\nc\n", "b\nc\nd\ne\n"])
+    service = CallableService(restart_fn=lambda: None, is_running_fn=lambda: True,
+                              logs_fn=lambda n: next(pages))
+    adapter = LocalAdapter(host="h", root=tmp_path, services={"vllm": service})
+    follow(adapter, "vllm", ["a", "b"], polls=3, every_s=0)
+    assert capsys.readouterr().out == "c\nd\ne\n"

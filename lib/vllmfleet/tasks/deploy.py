@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from invoke.collection import Collection
@@ -21,11 +21,13 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
-from vllmfleet.deploy import Options, Outcome
-from vllmfleet.deploy_run import Access, Sudo
 from vllmfleet.errors import FleetError
 from vllmfleet.inventory import Inventory, load
 from vllmfleet.tasks._common import load_inventory, setting, user_errors
+
+if TYPE_CHECKING:  # the deploy machinery (Fabric, httpx) loads when a task runs, not for --list
+    from vllmfleet.deploy import Options, Outcome
+    from vllmfleet.deploy_run import Access, Sudo
 
 #: This module's keys of the ``vllmfleet`` config namespace (tasks.py merges them in).
 DEFAULTS: dict[str, Any] = {
@@ -54,6 +56,8 @@ def say(message: str) -> None:
 
 
 def access(c: Context, inventory: Inventory) -> Access:
+    from vllmfleet.deploy_run import Access
+
     sudo = str(conf(c, "sudo")).lower()
     sudo = {"true": "all", "yes": "all", "false": "none", "no": "none"}.get(sudo, sudo)
     if sudo not in ("proxy", "all", "none"):
@@ -61,11 +65,13 @@ def access(c: Context, inventory: Inventory) -> Access:
                    "only), all or none", code=2)
     known = conf(c, "known_hosts")
     return Access(known_hosts=Path(known).expanduser() if known else None,
-                  sudo=cast(Sudo, sudo), templates=inventory.path.parent / "templates")
+                  sudo=cast("Sudo", sudo), templates=inventory.path.parent / "templates")
 
 
 def options(c: Context, inventory: Inventory, *, dry_run: bool = False,
             force_unlock: bool = False) -> Options:
+    from vllmfleet.deploy import Options
+
     env = inventory.proxy.master_key_env
     with user_errors():
         return Options(store=Path(conf(c, "backups_dir")).expanduser(),

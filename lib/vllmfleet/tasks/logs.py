@@ -13,14 +13,6 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_result,
-    stop_after_attempt,
-    stop_never,
-    wait_fixed,
-)
 
 from vllmfleet.remote_base import HostAdapter, ServiceName
 from vllmfleet.tasks._common import load_inventory, user_errors
@@ -47,6 +39,15 @@ def new_lines(seen: list[str], now: list[str]) -> list[str]:
 def follow(adapter: HostAdapter, service: ServiceName, first: list[str], *,
            polls: int | None = None, every_s: float = FOLLOW_EVERY_S) -> None:
     """Poll the log tail and print what is new (``polls``: stop after that many, for tests)."""
+    from tenacity import (
+        RetryError,
+        Retrying,
+        retry_if_result,
+        stop_after_attempt,
+        stop_never,
+        wait_fixed,
+    )
+
     seen = list(first)
 
     def poll() -> bool:
