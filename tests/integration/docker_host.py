@@ -1,8 +1,8 @@
 """Deployable test hosts behind the test sshd: a ``docker`` shim whose containers are the
 vLLM emulator (docker_shim.py), and inventories whose hosts reach them.
 
-:func:`docker_shim` (session fixture) installs ``<sshd root>/bin/docker`` (first on the
-sshd sessions' PATH) and stops every container it started at the end, by PID.
+:func:`docker_shim` installs ``<sshd root>/bin/docker`` (first on the sshd sessions'
+PATH) for one test and stops every container it started afterwards, by PID.
 :func:`write_inventory` writes a test inventory (next to a copy of the templates): GPU hosts
 of platform ``linux`` over the sshd, on free ports, each with its own workdir and container,
 and a proxy host of platform ``local`` (the proxy runs on this machine, see
@@ -55,18 +55,27 @@ class DockerShim:
 
 
 @pytest.fixture(scope="session")
-def docker_shim(sshd_server: Sshd, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[DockerShim]:
-    state = tmp_path_factory.mktemp("docker")
-    script = sshd_server.bin_dir / "docker"
-    script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} --state {state} \"$@\"\n")
-    script.chmod(0o755)
-    shim = DockerShim(state=state)
+def _docker_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerShim]:
+    shim = DockerShim(state=tmp_path_factory.mktemp("docker"))
     try:
         yield shim
     finally:
         shim.stop_all()
-        script.unlink()
+
+
+@pytest.fixture
+def docker_shim(sshd_server: Sshd, _docker_state: DockerShim) -> Iterator[DockerShim]:
+    """The shim installed as ``docker`` for one test (other tests may install their own);
+    every container still running afterwards is stopped."""
+    script = sshd_server.bin_dir / "docker"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} --state {_docker_state.state} "
+                      '"$@"\n')
+    script.chmod(0o755)
+    try:
+        yield _docker_state
+    finally:
+        _docker_state.stop_all()
+        script.unlink(missing_ok=True)
 
 
 def _vllm(name: str, **changes: Any) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import paramiko
 import pytest
-from docker_host import (  # noqa: F401  (docker_shim is a fixture)
+from docker_host import (  # noqa: F401  (_docker_state, docker_shim: fixtures)
     DockerShim,
+    _docker_state,
     compose_path,
     docker_shim,
     emulate,
