@@ -14,7 +14,7 @@ environment variable ``VLLMFLEET_LIMITS``), rendered from the inventory::
         "alias": "<the inventory alias>", "max_input_tokens": 14000,
         "max_output_tokens": 1024, "on_max_output": "reject" | "clamp",
         "max_parallel": 6, "rpm": 60, "tpm": 120000}},
-     "inventory_digest": "<sha256 of the inventory>"}
+     "limits_digest": "<sha256 of the aliases table>"}
 
 What LiteLLM 1.106 does and what these hooks add (each point tried on a real proxy)
 -----------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class Limits(NamedTuple):
     """Every name a client may send, mapped to its alias's limits."""
 
     aliases: Mapping[str, AliasLimits]
-    inventory_digest: str = ""
+    limits_digest: str = ""
 
 
 class _LimitError(HTTPException):
@@ -166,7 +166,7 @@ def load_limits(path: str | Path) -> Limits:
         raise LimitsFileError(f"{p}: expected an object with an 'aliases' object")
     aliases = {str(name): _alias_limits(str(name), raw, str(p))
                for name, raw in data["aliases"].items()}
-    return Limits(aliases=aliases, inventory_digest=str(data.get("inventory_digest", "")))
+    return Limits(aliases=aliases, limits_digest=str(data.get("limits_digest", "")))
 
 
 def default_limits_path() -> Path:
@@ -290,7 +290,7 @@ def _load_handler() -> VllmfleetHooks:
         return VllmfleetHooks(Limits(aliases={}))
     limits = load_limits(path)
     _log.info("vllmfleet hooks: %d alias name(s) from %s (inventory %s)",
-              len(limits.aliases), path, limits.inventory_digest[:12] or "?")
+              len(limits.aliases), path, limits.limits_digest[:12] or "?")
     return VllmfleetHooks(limits)
 
 

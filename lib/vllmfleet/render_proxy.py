@@ -16,6 +16,8 @@ rendered with mode 0600 so that ``cp litellm.env.example litellm.env`` starts th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 from collections.abc import Callable
 from importlib import resources
@@ -122,7 +124,10 @@ def limits(inventory: Inventory) -> dict[str, Any]:
                 "rpm": alias.rpm,
                 "tpm": alias.tpm,
             }
-    return {"aliases": table, "inventory_digest": inventory.digest}
+    # A digest of the limits themselves (not of the whole inventory): an edit elsewhere in
+    # the inventory must not change this file, or every deploy would restart the proxy.
+    canonical = json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
+    return {"aliases": table, "limits_digest": hashlib.sha256(canonical).hexdigest()}
 
 
 def hooks_source() -> str:

@@ -40,7 +40,7 @@ def _limits(**overrides: Any) -> dict[str, Any]:
     aliases = {"llama31-8b-wintermute": reasoner, "local/reasoner": reasoner,
                "qwen2.5-7b-armitage": chat, "local/chat": chat}
     aliases.update(overrides)
-    return {"aliases": aliases, "inventory_digest": "d" * 64}
+    return {"aliases": aliases, "limits_digest": "d" * 64}
 
 
 def _ship(folder: Path, limits: object | None) -> Path:
