@@ -98,15 +98,10 @@ def outcome(result: Result) -> str:
     return result.status_class
 
 
-@dataclass(kw_only=True)
-class LoadRun:
-    """The results of one :func:`run_requests` call, in request order."""
+class ResultStats:
+    """Statistics over ``self.results``, shared by a load run and a report group."""
 
     results: list[Result]
-    wall_s: float
-    peak_running: float | None = None
-    peak_waiting: float | None = None
-    metrics_errors: list[str] = field(default_factory=list)
 
     @property
     def latency(self) -> Stats:
@@ -124,6 +119,17 @@ class LoadRun:
     @property
     def errors(self) -> int:
         return sum(not r.ok for r in self.results)
+
+
+@dataclass(kw_only=True)
+class LoadRun(ResultStats):
+    """The results of one :func:`run_requests` call, in request order."""
+
+    results: list[Result]
+    wall_s: float
+    peak_running: float | None = None
+    peak_waiting: float | None = None
+    metrics_errors: list[str] = field(default_factory=list)
 
 
 def burst_problems(results: Sequence[Result], *, max_errors: int) -> list[str]:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vllmfleet.load import LoadRun, Stats, outcome
+from vllmfleet.load import LoadRun, ResultStats
 
 if TYPE_CHECKING:  # the client (httpx) is not needed to summarise results
     from vllmfleet.client import Result
@@ -44,7 +43,7 @@ def csv_name(suite: str) -> str:
 
 
 @dataclass(kw_only=True)
-class Group:
+class Group(ResultStats):
     """The requests of one test (one host, one target), with what was seen meanwhile."""
 
     suite: str
@@ -57,18 +56,6 @@ class Group:
     results: list[Result] = field(default_factory=list)
     peak_running: float | None = None
     peak_waiting: float | None = None
-
-    @property
-    def latency(self) -> Stats:
-        return Stats.of([r.latency_s for r in self.results if r.ok])
-
-    @property
-    def ttft(self) -> Stats:
-        return Stats.of([r.ttft_s for r in self.results if r.ok and r.ttft_s is not None])
-
-    @property
-    def outcomes(self) -> Counter[str]:
-        return Counter(outcome(r) for r in self.results)
 
     def rows(self) -> list[dict[str, Any]]:
         return [_row(self, i, r) for i, r in enumerate(self.results, start=1)]
