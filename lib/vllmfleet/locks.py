@@ -11,6 +11,8 @@ A lock that exists is never broken silently: :func:`acquire` raises
 :class:`~vllmfleet.errors.DeployError` naming the holder and how old the lock is; one older
 than ``stale_after_s`` is called stale (its deploy probably died) and the message gives the
 escape hatch, ``--force-unlock``, which removes it (and says whose it was) before locking.
+A successful exclusive create is the proof the lock is ours (no re-read that could fail and
+leave it behind); when the link command's answer is lost, a lock carrying our token is removed.
 :meth:`HostLock.release` removes the lock only while it still carries our token.
 """
 
@@ -177,6 +179,14 @@ def held_message(host: str, path: str, holder: LockInfo, *, task: str,
     return text
 
 
+def _remove_if_ours(adapter: HostAdapter, path: str, token: str) -> None:
+    """Best effort: remove the lock at ``path`` if it carries ``token`` (never another's)."""
+    with contextlib.suppress(HostError):
+        holder = read(adapter, path)
+        if holder is not None and holder.token == token:
+            adapter.remove(path)
+
+
 def acquire(adapter: HostAdapter, path: str, *, owner: str, action: str, task: str,
             force: bool = False, stale_after_s: float = DEFAULT_STALE_AFTER_S,
             now: datetime | None = None) -> HostLock:
@@ -194,9 +204,14 @@ def acquire(adapter: HostAdapter, path: str, *, owner: str, action: str, task: s
     adapter.put(tmp, info.to_bytes(), mode=0o644)
     try:
         error = _link(adapter, tmp, path)
+    except HostError:  # the link may have landed before its answer was lost
+        _remove_if_ours(adapter, path, info.token)
+        raise
     finally:
         with contextlib.suppress(HostError):
             adapter.remove(tmp)
+    if not error:  # the exclusive create succeeded: the lock is ours, no re-read needed
+        return HostLock(adapter, path, info, broke)
     holder = read(adapter, path)
     if holder is not None and holder.token == info.token:
         return HostLock(adapter, path, info, broke)
