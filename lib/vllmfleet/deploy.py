@@ -16,6 +16,9 @@ rendered for a deploy, a backup's for a rollback) and an adapter for the host:
 6. any failure in 5: read the log tail, diagnose it, restore the backup's files, check them
    byte for byte, restart, wait healthy again, and return a failed :class:`Outcome` whose
    ``report`` says all of that. The lock is released in every case.
+7. Ctrl-C (or any BaseException) after the push: the same restore, waiting at most
+   :data:`INTERRUPTED_WAIT_S`; the backup id and ``inv rollback.<host> --to <id>`` are said,
+   then the interrupt goes on.
 
 Only :class:`~vllmfleet.errors.FleetError` (and bugs) reach the caller as a failed outcome;
 :class:`Outcome` never raises — :meth:`Outcome.raise_for_failure` does, for one-host callers.
@@ -43,6 +46,7 @@ Result = Literal["unchanged", "planned", "deployed", "failed"]
 NOTE_DEPLOY = "before deploy"
 NOTE_ROLLBACK = "before rollback"
 NOTE_SNAPSHOT = "snapshot"
+INTERRUPTED_WAIT_S = 30.0  # the health wait of the restore after a Ctrl-C (the user is waiting)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,9 +171,10 @@ class _Apply:
             self.adapter.restart(service=service)
             self.say(f"restarted {service}")
 
-    def wait_and_verify(self, expects: Sequence[Expect], *, verify: bool) -> None:
+    def wait_and_verify(self, expects: Sequence[Expect], *, verify: bool,
+                        timeout_s: float | None = None) -> None:
         for expect in expects:
-            took = health.wait_healthy(self.adapter, expect)
+            took = health.wait_healthy(self.adapter, expect, timeout_s=timeout_s)
             self.say(f"{expect.service} healthy after {took:.1f} s")
             if verify:
                 problems = health.verify(expect, key=self.options.master_key,
@@ -232,6 +237,10 @@ class _Apply:
             if step == "backup":
                 return self.outcome("failed", report=self.nothing_changed(step, exc))
             return self.recover(_Failed(step, exc))
+        except BaseException as exc:  # Ctrl-C: put the host back (briefly), then stop
+            if self.pushed:
+                self.interrupted(exc)
+            raise
         if self.backup is not None:
             backups.prune(self.options.store, self.host.name, keep=self.options.keep)
         self.say(f"{self.action} done in {time.monotonic() - self.started:.1f} s")
@@ -285,7 +294,7 @@ class _Apply:
         if self.restarted:
             tail = self.log_tail(self.restarted)
             diagnosis = diagnose(tail, inventory=self.inventory, host=self.host.name)
-        restored, rollback = self.put_back(failed)
+        restored, rollback = self.put_back()
         head.append(f"  rolled back:   {rollback}")
         if diagnosis:
             head.append("  diagnosis:     " + diagnosis.replace("\n", "\n                 "))
@@ -298,7 +307,21 @@ class _Apply:
                  + ("rolled back" if restored else "ROLLBACK FAILED"))
         return self.outcome("failed", report="\n".join(head), restored=restored)
 
-    def put_back(self, failed: _Failed) -> tuple[bool, str]:
+    def interrupted(self, exc: BaseException) -> None:
+        """Best-effort restore after an interrupt; say what happened and how to roll back."""
+        assert self.backup is not None
+        self.say(f"{self.action} INTERRUPTED ({type(exc).__name__}) after the push: restoring "
+                 f"backup {self.backup.id} (waiting at most {INTERRUPTED_WAIT_S:.0f} s)")
+        try:
+            _, rollback = self.put_back(timeout_s=INTERRUPTED_WAIT_S)
+        except BaseException as again:  # a second Ctrl-C stops the restore
+            rollback = f"the restore was interrupted too ({type(again).__name__})"
+        self.say(f"rolled back: {rollback}")
+        self.say(f"backup {self.options.store}/{self.host.name}/{self.backup.id}: if the host "
+                 f"is not healthy on its old config, run "
+                 f"`inv rollback.{self.host.name} --to {self.backup.id}`")
+
+    def put_back(self, *, timeout_s: float | None = None) -> tuple[bool, str]:
         """Restore, restart, wait; (host back on the backup and healthy?, what happened)."""
         assert self.backup is not None
         if not self.pushed:
@@ -324,7 +347,7 @@ class _Apply:
             expects = [e for e in expectations(self.inventory, self.host, self.previous())
                        if e.service in services]
             start = time.monotonic()
-            self.wait_and_verify(expects, verify=False)
+            self.wait_and_verify(expects, verify=False, timeout_s=timeout_s)
         except Exception as exc:
             return False, (f"{files}, but the old config did not come up again: "
                            f"{_error(exc)}\n" + self.log_tail(services))

@@ -321,3 +321,31 @@ def test_follow_prints_new_lines_as_they_come(capsys: pytest.CaptureFixture[str]
     adapter = LocalAdapter(host="h", root=tmp_path, services={"vllm": service})
     follow(adapter, "vllm", ["a", "b"], polls=3, every_s=0)
     assert capsys.readouterr().out == "c\nd\ne\n"
+
+
+def test_ctrl_c_while_waiting_restores_the_backup_and_propagates(
+        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    host = Host(tmp_path)
+    host.file.parent.mkdir(parents=True)
+    host.file.write_text("old\n")
+    waits: list[float | None] = []
+
+    def wait(adapter: HostAdapter, expect: Expect, *, timeout_s: float | None = None) -> float:
+        waits.append(timeout_s)
+        if len(waits) == 1:
+            raise KeyboardInterrupt
+        return 0.1
+
+    monkeypatch.setattr(health, "wait_healthy", wait)
+    with pytest.raises(KeyboardInterrupt):
+        run(inv, host, tmp_path, "new\n")
+    assert host.file.read_text() == "old\n"
+    assert [e for e in host.events if e.startswith("restart with")] == [
+        "restart with new", "restart with old"]
+    assert not (host.file.parent / locks.LOCK_NAME).exists()
+    assert len(waits) == 2 and waits[1] is not None  # the restore waits briefly, not forever
+    backup_id = backups.backup_ids(tmp_path / "backups", "wintermute")[0]
+    told = "\n".join(host.events)
+    assert f"inv rollback.wintermute --to {backup_id}" in told
+    assert "INTERRUPTED" in told
