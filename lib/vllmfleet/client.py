@@ -3,9 +3,12 @@
 Built on httpx. Every call returns a :class:`Result` instead of raising for HTTP errors,
 timeouts or refused connections, because callers (the demo, health checks, the acceptance
 suites) classify outcomes rather than stop at the first one. Streaming requests measure
-time to first token and inter-token latency. ``retry_429`` makes the client wait and retry
-429 answers, honouring ``Retry-After`` (through tenacity); it is off by default so tests
-see the proxy's answer as it is.
+time to first token and inter-token latency; a stream only succeeds when it ends with
+``[DONE]`` or a finish_reason: an error event (``data: {"error": …}``, sent by LiteLLM and vLLM
+when the engine dies mid-answer) gives that error's code (500 when it has none), and a cut-off
+or malformed stream gives :data:`INCOMPLETE_STREAM_STATUS` (502), with the reason in ``error``.
+``retry_429`` makes the client wait and retry 429 answers, honouring ``Retry-After``
+(through tenacity); it is off by default so tests see the proxy's answer as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 StatusClass = Literal["2xx", "429", "4xx", "5xx", "timeout", "connection"]
+
+#: The status given to a streamed answer that began with 200 but then broke: cut off without
+#: ``[DONE]`` or a finish_reason, or an event that is not JSON. The server failed part-way,
+#: so it counts as a 5xx (502, "bad gateway": the answer we got was not a valid one).
+INCOMPLETE_STREAM_STATUS = 502
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,33 +247,77 @@ class FleetClient:
                               latency_s=time.perf_counter() - start, model=model,
                               error=error_message(text),
                               retry_after=retry_after_seconds(response.headers))
-            parts: list[str] = []
-            ttft: float | None = None
-            gaps: list[float] = []
-            last = start
-            usage: dict[str, Any] = {}
-            finish: str | None = None
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
+            return await self._read_events(response, model, start)
+
+    async def _read_events(self, response: httpx.Response, model: str,
+                           start: float) -> Result:
+        """Collect an SSE body; an error event, a malformed event or a cut-off stream fails."""
+        parts: list[str] = []
+        ttft: float | None = None
+        gaps: list[float] = []
+        last = start
+        usage: dict[str, Any] = {}
+        finish: str | None = None
+        done = False
+
+        def failed(status: int, error: str) -> Result:
+            return Result(status=status, latency_s=time.perf_counter() - start, model=model,
+                          text="".join(parts), ttft_s=ttft, inter_token_s=gaps, error=error,
+                          finish_reason=finish)
+
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                done = True
+                break
+            try:
                 chunk = json.loads(payload)
-                model = str(chunk.get("model", model))
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or []:
-                    delta = (choice.get("delta") or {}).get("content") or choice.get("text")
-                    finish = choice.get("finish_reason") or finish
-                    if delta:
-                        now = time.perf_counter()
-                        if ttft is None:
-                            ttft = now - start
-                        else:
-                            gaps.append(now - last)
-                        last = now
-                        parts.append(delta)
+            except ValueError as exc:
+                return failed(INCOMPLETE_STREAM_STATUS,
+                              f"malformed stream event ({exc}): {payload[:200]!r}")
+            if not isinstance(chunk, dict):
+                return failed(INCOMPLETE_STREAM_STATUS,
+                              f"malformed stream event (not an object): {payload[:200]!r}")
+            if chunk.get("error") is not None or chunk.get("object") == "error":
+                status, message = _error_event(chunk)
+                return failed(status, message)
+            model = str(chunk.get("model", model))
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or []:
+                delta = (choice.get("delta") or {}).get("content") or choice.get("text")
+                finish = choice.get("finish_reason") or finish
+                if delta:
+                    now = time.perf_counter()
+                    if ttft is None:
+                        ttft = now - start
+                    else:
+                        gaps.append(now - last)
+                    last = now
+                    parts.append(delta)
+        if not done and finish is None:
+            return failed(INCOMPLETE_STREAM_STATUS,
+                          f"incomplete stream: it ended after {len(parts)} content events "
+                          "without [DONE] or a finish_reason (the server stopped mid-answer)")
         return Result(status=200, latency_s=time.perf_counter() - start, model=model,
                       text="".join(parts), ttft_s=ttft, inter_token_s=gaps,
                       prompt_tokens=usage.get("prompt_tokens"),
                       completion_tokens=usage.get("completion_tokens"), finish_reason=finish)
+
+
+def _error_event(chunk: dict[str, Any]) -> tuple[int, str]:
+    """(status, message) of an SSE error event, nested ``{"error": {…}}`` or flat.
+
+    The status is the event's ``code`` when it is an HTTP error code (LiteLLM sends it as a
+    string), else 500: the request failed on the server after the 200 header was sent.
+    """
+    err = chunk.get("error", chunk)
+    info = err if isinstance(err, dict) else {"message": err}
+    try:
+        code = int(info.get("code"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        code = 500
+    status = code if 400 <= code <= 599 else 500
+    message = str(info.get("message") or json.dumps(chunk)[:500])
+    return status, f"error in stream: {message}"

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from vllmfleet.client import FleetClient, parse_metrics
+from vllmfleet.client import INCOMPLETE_STREAM_STATUS, FleetClient, Result, parse_metrics
 
 
 def _client(handler: object, **kw: object) -> FleetClient:
@@ -122,3 +122,50 @@ def test_parse_metrics_sums_label_sets() -> None:
             'vllm:prompt_tokens_total{model_name="a"} 17\n')
     assert parse_metrics(text) == {"vllm:num_requests_waiting": 3.0,
                                    "vllm:prompt_tokens_total": 17.0}
+
+
+def _sse(*events: object) -> str:
+    return "".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events)
+
+
+def _stream_result(sse: str) -> Result:
+    async def go() -> Result:
+        async with _client(lambda r: httpx.Response(200, text=sse)) as c:
+            return await c.chat(model="m", messages=[], stream=True)
+    return asyncio.run(go())
+
+
+_WORD = {"model": "m", "choices": [{"delta": {"content": "a"}}]}
+
+
+@pytest.mark.parametrize(("event", "status", "message"), [
+    ({"error": {"message": "EngineCore died", "type": "InternalServerError", "code": 500}},
+     500, "EngineCore died"),
+    ({"error": {"message": "upstream overloaded", "code": "503"}}, 503, "upstream overloaded"),
+    ({"error": {"message": "no code at all"}}, 500, "no code at all"),
+    ({"object": "error", "message": "flat body (vLLM < 0.10)", "code": 500}, 500,
+     "flat body (vLLM < 0.10)"),
+])
+def test_an_error_event_mid_stream_fails_with_its_code(event: dict[str, object], status: int,
+                                                       message: str) -> None:
+    r = _stream_result(_sse(_WORD, event, "[DONE]"))
+    assert (r.ok, r.status, r.status_class) == (False, status, "5xx")
+    assert message in r.error and r.text == "a"
+
+
+def test_a_stream_cut_off_without_done_or_finish_reason_fails() -> None:
+    r = _stream_result(_sse(_WORD, _WORD))
+    assert (r.ok, r.status, r.status_class) == (False, INCOMPLETE_STREAM_STATUS, "5xx")
+    assert "incomplete stream" in r.error and r.text == "aa"
+
+
+def test_a_stream_ending_with_a_finish_reason_but_no_done_still_succeeds() -> None:
+    r = _stream_result(_sse(_WORD, {"model": "m", "choices": [{"delta": {},
+                                                               "finish_reason": "stop"}]}))
+    assert (r.ok, r.finish_reason, r.error) == (True, "stop", "")
+
+
+def test_a_malformed_stream_event_is_a_failed_result_not_an_exception() -> None:
+    r = _stream_result(_sse(_WORD, "{not json", "[DONE]"))
+    assert (r.ok, r.status_class) == (False, "5xx")
+    assert "malformed stream event" in r.error and "{not json" in r.error
