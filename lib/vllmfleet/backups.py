@@ -380,10 +380,22 @@ def prune(store: Path, host: str, *, keep: int) -> list[str]:
     """Delete all but the newest ``keep`` backups of ``host``; return the deleted ids."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise BackupError(f"keep={keep!r}: keep at least 1 backup per host (the newest is what "
-                          "a rollback uses); set backups.keep in invoke.yaml to 1 or more")
+                          "a rollback uses); set vllmfleet.backups_keep in invoke.yaml to 1 "
+                          "or more")
     ids = backup_ids(Path(store), host)
     doomed = ids[:-keep]
     for backup_id in doomed:
         shutil.rmtree(Path(store) / host / backup_id)
         log.info("pruned backup %s/%s", host, backup_id)
     return doomed
+
+
+def prune_or_warn(store: Path, host: str, *, keep: int) -> str:
+    """:func:`prune` after a successful deploy or snapshot: a failure is a warning ('' if
+    none), never an error: the host's change and its backup already happened."""
+    try:
+        prune(store, host, keep=keep)
+    except OSError as exc:
+        return (f"could not prune old backups of {host} in {store} ({exc}); the {host} change "
+                f"and its backup are fine; delete old backups there by hand (keep {keep})")
+    return ""

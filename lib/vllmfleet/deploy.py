@@ -242,7 +242,10 @@ class _Apply:
                 self.interrupted(exc)
             raise
         if self.backup is not None:
-            backups.prune(self.options.store, self.host.name, keep=self.options.keep)
+            warning = backups.prune_or_warn(self.options.store, self.host.name,
+                                            keep=self.options.keep)
+            if warning:
+                self.say(f"warning: {warning}")
         self.say(f"{self.action} done in {time.monotonic() - self.started:.1f} s")
         return self.outcome("deployed")
 

@@ -183,9 +183,11 @@ def rollback_host(inventory: Inventory, name: str, *, to: str | None, access: Ac
                      note=f"{NOTE_ROLLBACK} to {backup.id}")
 
 
-def snapshot(inventory: Inventory, name: str, *, access: Access,
-             options: Options) -> tuple[backups.Backup, int]:
-    """Back up ``name``'s deployable files as they are now; (backup, SSH connections)."""
+def snapshot(inventory: Inventory, name: str, *, access: Access, options: Options,
+             say: Say | None = None) -> tuple[backups.Backup, int]:
+    """Back up ``name``'s deployable files as they are now; (backup, SSH connections).
+
+    A failure to prune older backups afterwards is a warning through ``say``."""
     host = _host(inventory, name)
     paths = [f.remote_path for f in render.render_host(inventory, name,
                                                        templates=access.templates)]
@@ -197,7 +199,9 @@ def snapshot(inventory: Inventory, name: str, *, access: Access,
                                 note=f"{NOTE_SNAPSHOT} by {options.owner}",
                                 secret_paths=[inventory.proxy.env_file])
         count = adapter.connection_count
-    backups.prune(options.store, name, keep=options.keep)
+    warning = backups.prune_or_warn(options.store, name, keep=options.keep)
+    if warning and say is not None:
+        say(f"warning: {warning}")
     return backup, count
 
 

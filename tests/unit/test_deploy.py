@@ -349,3 +349,60 @@ def test_ctrl_c_while_waiting_restores_the_backup_and_propagates(
     told = "\n".join(host.events)
     assert f"inv rollback.wintermute --to {backup_id}" in told
     assert "INTERRUPTED" in told
+
+
+def test_a_failed_prune_after_a_deploy_is_a_warning(
+        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(store: Path, host: str, *, keep: int) -> list[str]:
+        raise PermissionError(13, "Permission denied", str(store / host))
+
+    monkeypatch.setattr(backups, "prune", broken)
+    host = Host(tmp_path)
+    outcome = run(inv, host, tmp_path, "new\n")
+    assert outcome.result == "deployed" and host.file.read_text() == "new\n"
+    warning = next(e for e in host.events if e.startswith("warning:"))
+    assert "could not prune" in warning and "Permission denied" in warning
+    assert not (host.file.parent / locks.LOCK_NAME).exists()
+
+
+def test_deploy_all_keeps_every_outcome_when_pruning_fails(
+        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from vllmfleet.deploy_run import Access, deploy_all
+    from vllmfleet.inventory import Host as InventoryHost
+
+    def broken(store: Path, host: str, *, keep: int) -> list[str]:
+        raise OSError(5, "Input/output error", str(store / host))
+
+    monkeypatch.setattr(backups, "prune", broken)
+    service = CallableService(restart_fn=lambda: None, is_running_fn=lambda: True)
+
+    def local(h: InventoryHost) -> HostAdapter:
+        name = h.name
+        return LocalAdapter(host=name, root=tmp_path / "hosts" / name,
+                            services={"vllm": service, "proxy": service})
+
+    said: list[str] = []
+    outcomes = deploy_all(inv, access=Access(factory=local), say=said.append,
+                          options=Options(store=tmp_path / "backups", master_key="k"))
+    assert [(o.host, o.result) for o in outcomes] == [
+        (n, "deployed") for n in [*inv.vllm_hosts, inv.proxy.host]]
+    assert sum("could not prune" in s for s in said) == len(outcomes)
+
+
+def test_a_snapshot_whose_prune_fails_still_returns_the_backup(
+        inv: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vllmfleet.deploy_run import Access, snapshot
+
+    def broken(store: Path, host: str, *, keep: int) -> list[str]:
+        raise OSError(30, "Read-only file system", str(store / host))
+
+    monkeypatch.setattr(backups, "prune", broken)
+    said: list[str] = []
+    backup, _ = snapshot(inv, "wintermute", options=Options(store=tmp_path / "backups"),
+                         access=Access(factory=lambda h: LocalAdapter(host=h.name,
+                                                                      root=tmp_path / "h")),
+                         say=said.append)
+    assert backup.path.is_dir()
+    assert len(said) == 1 and "could not prune" in said[0] and "Read-only" in said[0]

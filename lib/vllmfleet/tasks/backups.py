@@ -16,7 +16,7 @@ from invoke.tasks import task
 from vllmfleet import backups
 from vllmfleet.errors import BackupError, FleetError
 from vllmfleet.tasks._common import load_inventory, pick_hosts, user_errors
-from vllmfleet.tasks.deploy import access, conf, options
+from vllmfleet.tasks.deploy import access, conf, options, say
 
 _INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
 _HOST = "only these hosts (comma-separated; default: all)"
@@ -45,7 +45,8 @@ def create(c: Context, host: str | None = None, inventory: str | None = None) ->
     failed = []
     for name in pick_hosts(inv, host):
         try:
-            backup, connections = deploy_run.snapshot(inv, name, access=acc, options=opts)
+            backup, connections = deploy_run.snapshot(inv, name, access=acc, options=opts,
+                                                          say=say)
         except FleetError as exc:
             print(f"{name:<12} FAILED: {exc}")
             failed.append(name)
