@@ -316,16 +316,19 @@ def latest(store: Path, host: str) -> Backup:
     return load(Path(store), host, ids[-1])
 
 
+def stored_hosts(store: Path = DEFAULT_STORE) -> list[str]:
+    """The hosts that have a folder in ``store``, sorted (none when it does not exist)."""
+    store = Path(store)
+    if not store.is_dir():
+        return []
+    return sorted(p.name for p in store.iterdir()
+                  if p.is_dir() and not p.is_symlink() and HOST_PATTERN.fullmatch(p.name))
+
+
 def list_backups(store: Path = DEFAULT_STORE, host: str | None = None) -> list[Backup]:
     """Every backup in ``store`` (or only ``host``'s), by host, oldest first."""
     store = Path(store)
-    if host is not None:
-        hosts = [_check_host(host)]
-    elif store.is_dir():
-        hosts = sorted(p.name for p in store.iterdir()
-                       if p.is_dir() and not p.is_symlink() and HOST_PATTERN.fullmatch(p.name))
-    else:
-        hosts = []
+    hosts = [_check_host(host)] if host is not None else stored_hosts(store)
     return [load(store, name, backup_id) for name in hosts for backup_id in
             backup_ids(store, name)]
 

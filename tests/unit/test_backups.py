@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -213,3 +216,43 @@ def test_create_verifies_what_it_wrote_before_returning(host: LocalAdapter, stor
     with pytest.raises(BackupError, match=r"files/etc/litellm/config\.yaml .* has changed"):
         make(host, store)
     assert list((store / "motoko").iterdir()) == []  # no backup, no partial folder left
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def inv(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "INVOKE_VLLMFLEET_BACKUPS_DIR": str(store)})
+
+
+@pytest.mark.parametrize("task", ["backups.list", "backups.verify"])
+def test_an_unknown_host_is_refused_naming_the_known_ones(task: str, store: Path) -> None:
+    result = inv(task, "--host", "nope", store=store)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "'nope' is not one of the inventory's hosts: wintermute, armitage, motoko" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_list_and_verify_read_the_store(host: LocalAdapter, store: Path) -> None:
+    made = make(host, store)
+    (store / "stray-folder").mkdir()  # a host the inventory does not know: still listed
+    listed = inv("backups.list", "--host", "motoko", store=store)
+    assert listed.returncode == 0, listed.stderr
+    assert f"motoko  {made.id}" in listed.stdout and "deploy of config v2" in listed.stdout
+    assert inv("backups.list", "--host", "wintermute", store=store).stdout.startswith(
+        f"no backups in {store} for wintermute")
+    checked = inv("backups.verify", store=store)
+    assert checked.returncode == 0, checked.stderr
+    assert f"ok        motoko/{made.id}" in checked.stdout
+    assert "1 backup(s) ok, 0 corrupted" in checked.stdout
+
+
+def test_stored_hosts_are_the_host_folders(host: LocalAdapter, store: Path) -> None:
+    make(host, store)
+    (store / "Not A Host").mkdir()
+    (store / "notes.txt").write_text("x")
+    assert backups.stored_hosts(store) == ["motoko"]
+    assert backups.stored_hosts(store / "absent") == []

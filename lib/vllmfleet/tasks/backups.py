@@ -20,19 +20,19 @@ from vllmfleet.tasks.deploy import access, conf, options, say
 
 _INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
 _HOST = "only these hosts (comma-separated; default: all)"
+_STORED = "only these inventory hosts (comma-separated; default: every host in the store)"
 
 
 def _store(c: Context) -> Path:
     return Path(conf(c, "backups_dir")).expanduser()
 
 
-def _hosts(store: Path, host: str | None) -> list[str]:
+def _hosts(c: Context, store: Path, host: str | None, inventory: str | None) -> list[str]:
+    """``--host`` checked against the inventory (exit 2 naming its hosts); without it, every
+    host with backups in the store (also one no longer in the inventory)."""
     if host:
-        return [h.strip() for h in host.split(",") if h.strip()]
-    if not store.is_dir():
-        return []
-    return sorted(p.name for p in store.iterdir()
-                  if p.is_dir() and backups.HOST_PATTERN.fullmatch(p.name))
+        return pick_hosts(load_inventory(c, inventory), host)
+    return backups.stored_hosts(store)
 
 
 @task(help={"host": _HOST, "inventory": _INV})
@@ -58,13 +58,14 @@ def create(c: Context, host: str | None = None, inventory: str | None = None) ->
         raise Exit(f"backups.create failed for: {', '.join(failed)}", code=1)
 
 
-@task(name="list", help={"host": _HOST})
-def list_(c: Context, host: str | None = None) -> None:
+@task(name="list", help={"host": _STORED, "inventory": _INV})
+def list_(c: Context, host: str | None = None, inventory: str | None = None) -> None:
     """List the backups in the store, newest first per host."""
     store = _store(c)
     rows = []
+    names = _hosts(c, store, host, inventory)
     with user_errors():
-        for name in _hosts(store, host):
+        for name in names:
             for backup_id in reversed(backups.backup_ids(store, name)):
                 try:
                     b = backups.load(store, name, backup_id)
@@ -81,13 +82,14 @@ def list_(c: Context, host: str | None = None) -> None:
         print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
 
 
-@task(help={"host": _HOST})
-def verify(c: Context, host: str | None = None) -> None:
+@task(help={"host": _STORED, "inventory": _INV})
+def verify(c: Context, host: str | None = None, inventory: str | None = None) -> None:
     """Check every backup's files against its manifest (sha256, size); exit 1 on damage."""
     store = _store(c)
     bad = good = 0
+    names = _hosts(c, store, host, inventory)
     with user_errors():
-        for name in _hosts(store, host):
+        for name in names:
             for backup_id in backups.backup_ids(store, name):
                 try:
                     backups.verify(backups.load(store, name, backup_id))
