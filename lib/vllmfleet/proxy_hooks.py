@@ -19,7 +19,9 @@ environment variable ``VLLMFLEET_LIMITS``), rendered from the inventory::
 What LiteLLM 1.106 does and what these hooks add (each point tried on a real proxy)
 -----------------------------------------------------------------------------------
 * ``max_output_tokens`` in ``model_info`` is not enforced by LiteLLM. :meth:`async_pre_call_hook`
-  rejects ``max_tokens``/``max_completion_tokens`` above the alias's limit with a 400 whose
+  reads ``max_tokens``/``max_completion_tokens`` as whole numbers (``5000.0`` and ``"5000"``
+  become 5000 and are forwarded as ints; anything else is a 400 naming the field), and
+  rejects those above the alias's limit with a 400 whose
   message names the alias, the limit and the fix (``param`` is the offending field), or
   lowers it to the limit when the alias says ``on_max_output: clamp`` (the response then
   carries ``x-vllmfleet-max-tokens-clamped: <asked>-><limit>``). A request that asks for no
@@ -175,6 +177,32 @@ def default_limits_path() -> Path:
     return Path(env) if env else Path(__file__).with_name(LIMITS_FILE)
 
 
+def _whole_number(field: str, value: object, model: str) -> int:
+    """``value`` as an int: ints, whole floats (5000.0) and numeric strings ("5000").
+
+    Anything else is a 400 naming the field: the limit must be compared with the number the
+    backend will use, and a 5000.0 or "5000" that slipped past the check would be honoured.
+    """
+    number: object = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                number = None
+    if isinstance(number, float) and math.isfinite(number) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise _LimitError(
+            400, f"{field}={value!r} is not a whole number (model {model!r}); "
+                 f"send {field} as an integer, e.g. {field}=256.",
+            type="invalid_request_error", param=field)
+    return number
+
+
 def _retry_hint(exc: BaseException) -> float | None:
     """A numeric retry-after the exception already carries (own or upstream headers)."""
     sources: list[object] = [getattr(exc, "headers", None)]
@@ -221,9 +249,11 @@ class VllmfleetHooks(CustomLogger):
         if not asked:
             data["max_tokens"] = limit
             return data
-        for field, value in asked:
-            if isinstance(value, bool) or not isinstance(value, int) or value <= limit:
-                continue  # a non-integer is the backend's to reject with a 400
+        for field, raw in asked:
+            value = _whole_number(field, raw, str(data.get("model")))
+            data[field] = value
+            if value <= limit:
+                continue
             if limits.on_max_output == "clamp":
                 data[field] = limit
                 metadata = data.setdefault("metadata", {})

@@ -165,8 +165,37 @@ def test_other_models_and_calls_are_left_alone(hooks: ModuleType, model: str,
     assert data["max_tokens"] == 99999
 
 
-def test_non_integer_max_tokens_is_left_for_the_backend(hooks: ModuleType) -> None:
-    assert _pre(hooks, _chat("local/reasoner", max_tokens="lots"))["max_tokens"] == "lots"
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("value", [5000.0, "5000", " 5000 ", "5000.0"])
+def test_whole_floats_and_numeric_strings_over_the_limit_are_400(hooks: ModuleType, field: str,
+                                                                value: object) -> None:
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/reasoner", **{field: value}))
+    assert caught.value.status_code == 400
+    assert f"{field}=5000 exceeds" in caught.value.detail
+    assert "max_output_tokens=1024" in caught.value.detail
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_whole_floats_and_numeric_strings_are_forwarded_as_ints(hooks: ModuleType,
+                                                               field: str) -> None:
+    assert _pre(hooks, _chat("local/reasoner", **{field: "512"}))[field] == 512
+    within = _pre(hooks, _chat("local/reasoner", **{field: 512.0}))[field]
+    assert (within, type(within)) == (512, int)
+    clamped = _pre(hooks, _chat("local/chat", metadata={}, **{field: "4000"}))
+    assert (clamped[field], type(clamped[field])) == (768, int)
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("value", ["lots", 512.5, "1e400", float("inf"), float("nan"), True,
+                                   [512]])
+def test_non_integer_output_limit_is_a_400_naming_the_field(hooks: ModuleType, field: str,
+                                                            value: object) -> None:
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/reasoner", **{field: value}))
+    assert caught.value.status_code == 400
+    assert f"{field}=" in caught.value.detail and "whole number" in caught.value.detail
+    assert caught.value.param == field  # type: ignore[attr-defined]
 
 
 # -- Retry-After on every 429 -----------------------------------------------------------------
