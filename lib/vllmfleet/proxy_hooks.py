@@ -213,10 +213,14 @@ def _retry_hint(exc: BaseException) -> float | None:
             continue
         for key in ("retry-after", "Retry-After", "llm_provider-retry-after"):
             value = headers.get(key)
+            if value is None:
+                continue
             try:
-                return float(value) if value is not None else None
+                seconds = float(value)
             except (TypeError, ValueError):
                 continue
+            if math.isfinite(seconds):
+                return seconds
     return None
 
 

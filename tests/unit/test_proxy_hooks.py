@@ -256,6 +256,29 @@ def test_upstream_429_keeps_its_own_hint(hooks: ModuleType) -> None:
     assert _fail(hooks, exc).headers == {"Retry-After": "7"}
 
 
+@pytest.mark.parametrize("headers", [
+    {"Retry-After": "60"},
+    {"llm_provider-retry-after": "60"},
+    {"retry-after": "soon", "llm_provider-retry-after": "60"},
+])
+def test_an_upstream_60_s_hint_becomes_retry_after_60(hooks: ModuleType,
+                                                      headers: dict[str, str]) -> None:
+    exc = litellm.RateLimitError(message="slow down", llm_provider="hosted_vllm", model="a")
+    exc.headers = headers  # type: ignore[attr-defined]
+    assert _fail(hooks, exc).headers == {"Retry-After": "60"}
+
+
+def test_the_response_headers_are_read_when_the_own_headers_lack_a_hint(
+        hooks: ModuleType) -> None:
+    import httpx
+    response = httpx.Response(429, headers={"llm_provider-retry-after": "60"},
+                              request=httpx.Request("POST", "http://127.0.0.1/v1"))
+    exc = litellm.RateLimitError(message="slow down", llm_provider="hosted_vllm", model="a",
+                                 response=response)
+    exc.headers = {"x-other": "1"}  # type: ignore[attr-defined]
+    assert _fail(hooks, exc).headers == {"Retry-After": "60"}
+
+
 @pytest.mark.parametrize("exc", [
     litellm.BadRequestError(message="too long", model="a", llm_provider="hosted_vllm"),
     litellm.InternalServerError(message="boom", model="a", llm_provider="hosted_vllm"),
