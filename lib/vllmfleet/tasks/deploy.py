@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,13 +31,32 @@ if TYPE_CHECKING:  # the deploy machinery (Fabric, httpx) loads when a task runs
     from vllmfleet.deploy_run import Access, Sudo
 
 #: This module's keys of the ``vllmfleet`` config namespace (tasks.py merges them in).
+#: The numbers are None here (their values are in NUMBERS): invoke casts an INVOKE_VLLMFLEET_*
+#: variable to the default's type and would raise a bare ValueError for ``ten``; with None it
+#: passes the text on and :func:`options` checks it.
 DEFAULTS: dict[str, Any] = {
     "backups_dir": "backups",      # the local backup store
-    "backups_keep": 10,            # backups kept per host (older ones are pruned)
+    "backups_keep": None,          # backups kept per host (older ones are pruned): 10
     "known_hosts": None,           # host keys are checked against this (~/.ssh/known_hosts)
     "sudo": "proxy",               # sudo -n for file writes: proxy (host), all, none
-    "lock_stale_s": 3600,          # a deploy lock older than this is reported as stale
-    "log_lines": 40,               # log lines in a failure report
+    "lock_stale_s": None,          # a deploy lock older than this is reported as stale: 3600
+    "log_lines": None,             # log lines in a failure report: 40
+}
+
+
+@dataclass(frozen=True)
+class _Number:
+    default: int | float
+    low: float
+    high: float
+    whole: bool  # an int (backups, lines) or any number (seconds)
+    want: str
+
+
+NUMBERS: dict[str, _Number] = {
+    "backups_keep": _Number(10, 1, 10_000, True, "a whole number of backups per host, 1 or more"),
+    "lock_stale_s": _Number(3600.0, 1, 10 * 365 * 86400, False, "a number of seconds, 1 or more"),
+    "log_lines": _Number(40, 1, 10_000, True, "a whole number of lines from 1 to 10000"),
 }
 RESERVED = ("all", "proxy")  # deploy.all / deploy.proxy: a host with such a name gets no task
 _INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
@@ -48,7 +68,29 @@ _UNLOCK = ("remove an existing deploy lock first (only when you are sure no depl
 def conf(c: Context, key: str, given: Any = None) -> Any:
     """A setting of this module: argument, then ``c.config.vllmfleet``, then DEFAULTS."""
     value = setting(c, key, given)
-    return DEFAULTS.get(key) if value is None else value
+    if value is None:
+        return NUMBERS[key].default if key in NUMBERS else DEFAULTS.get(key)
+    return value
+
+
+def number(c: Context, key: str) -> float:
+    """A numeric setting of NUMBERS, checked; a bad one exits 2 naming key, value, example."""
+    spec, value = NUMBERS[key], conf(c, key)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(value)
+        parsed = (int(value) if spec.whole and not isinstance(value, float)
+                  else float(value))
+        if spec.whole and isinstance(parsed, float):
+            raise ValueError(value)
+        if not spec.low <= parsed <= spec.high:  # NaN fails this too
+            raise ValueError(value)
+    except ValueError:
+        example = int(spec.default)
+        raise Exit(f"error: vllmfleet.{key}={value!r} is not {spec.want}: set e.g. "
+                   f"`vllmfleet: {{{key}: {example}}}` in invoke.yaml or "
+                   f"INVOKE_VLLMFLEET_{key.upper()}={example}", code=2) from None
+    return parsed
 
 
 def say(message: str) -> None:
@@ -75,12 +117,12 @@ def options(c: Context, inventory: Inventory, *, dry_run: bool = False,
     env = inventory.proxy.master_key_env
     with user_errors():
         return Options(store=Path(conf(c, "backups_dir")).expanduser(),
-                       keep=int(conf(c, "backups_keep")), dry_run=dry_run,
+                       keep=int(number(c, "backups_keep")), dry_run=dry_run,
                        force_unlock=force_unlock, master_key=os.environ.get(env) or None,
                        key_hint=f"set {env} to the proxy's master key (the inventory's "
                                 "proxy.master_key_env names that variable)",
-                       stale_after_s=float(conf(c, "lock_stale_s")),
-                       log_lines=int(conf(c, "log_lines")))
+                       stale_after_s=number(c, "lock_stale_s"),
+                       log_lines=int(number(c, "log_lines")))
 
 
 def finish(outcomes: Sequence[Outcome], *, action: str) -> None:
