@@ -25,6 +25,13 @@ from vllmfleet.remote_base import Result
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 CHUNK = 32768
+# what a connection cut in the middle means, by operation (said after "...was cut (why); ")
+CUT_READ = "reading changed nothing on the host; run it again"
+CUT_UPLOAD = "no file was replaced, run it again (only a temporary file was being written)"
+CUT_RUN = ("the command's effect is unknown (it may have run, partly or fully: a restart, or "
+           "the rename of a new file into place): check the host (`inv health`, the file "
+           "itself) before running it again")
+CUT_CHANGE = "it is unknown whether {what} happened; check the host, then run it again"
 
 
 class SSHTransport:
@@ -137,7 +144,10 @@ class SSHTransport:
         self._drop()
 
     @contextlib.contextmanager
-    def _errors(self, what: str, *, command: str | None = None) -> Iterator[None]:
+    def _errors(self, what: str, *, cut: str = CUT_READ,
+                command: str | None = None) -> Iterator[None]:
+        """Turn transport errors into HostError; ``cut`` says what a dropped connection
+        means for this operation (see the CUT_* texts)."""
         try:
             yield
         except HostError:
@@ -152,15 +162,14 @@ class SSHTransport:
                 raise HostError(f"{what}: {detail}", host=self.host, command=command) from None
             self._drop()
             raise HostError(f"{what}: the SSH connection to {self.target} was cut ({detail}); "
-                            "no file was replaced, run it again",
-                            host=self.host, command=command) from None
+                            + cut, host=self.host, command=command) from None
 
     # --- commands -----------------------------------------------------------------------
 
     def run(self, command: str, *, timeout: float | None = None) -> Result:
         conn = self._connection()
         try:
-            with self._errors("running a command", command=command):
+            with self._errors("running a command", cut=CUT_RUN, command=command):
                 done = conn.run(command, hide=True, warn=True, in_stream=False, pty=False,
                                 timeout=timeout, encoding="utf-8")
         except CommandTimedOut:
@@ -181,7 +190,7 @@ class SSHTransport:
     def upload(self, path: str, content: bytes) -> None:
         """Write ``content`` to ``path`` (mode 0600 before any byte is written)."""
         sftp = self._sftp_client()
-        with self._errors(f"uploading {path}"):
+        with self._errors(f"uploading {path}", cut=CUT_UPLOAD):
             with sftp.open(path, "wb") as handle:
                 sftp.chmod(path, 0o600)
                 handle.set_pipelined(True)
@@ -217,7 +226,8 @@ class SSHTransport:
 
     def makedirs(self, path: str) -> None:
         sftp = self._sftp_client()
-        with self._errors(f"creating folder {path}"):
+        with self._errors(f"creating folder {path}",
+                          cut=CUT_CHANGE.format(what="creating it")):
             self._makedirs(sftp, path.rstrip("/") or "/")
 
     def _makedirs(self, sftp: paramiko.SFTPClient, path: str) -> None:
@@ -239,5 +249,6 @@ class SSHTransport:
 
     def remove(self, path: str) -> None:
         sftp = self._sftp_client()
-        with self._errors(f"removing {path}"), contextlib.suppress(FileNotFoundError):
+        with self._errors(f"removing {path}", cut=CUT_CHANGE.format(what="the removal")), \
+                contextlib.suppress(FileNotFoundError):
             sftp.remove(path)
