@@ -5,10 +5,16 @@ installed user can run them. They join a run when the ``-m`` expression selects 
 tests and not plain ones — ``-m burst``, ``-m "burst or rejection"``, but not
 ``-m "not burst"`` and not a plain ``pytest`` — and the user named no paths (paths on the
 command line mean "these files"). ``pytest --pyargs pytest_vllmfleet.suites`` runs them all.
+
+A suite marker with arguments in ``-m`` (``-m "burst(concurrency=5)"``) is a usage error:
+pytest would read it as "tests whose marker was given concurrency=5", which no packaged
+suite is, and the run would quietly select nothing (exit 5). Marker arguments are set in a
+test with ``@pytest.mark.burst(concurrency=5)``; ``-m`` only picks the suite.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +24,9 @@ from pytest_vllmfleet.markers import SUITES
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 PARAMS = ("fleet_host", "fleet_target", "fleet_alias")
+# a suite name as a whole -m identifier (pytest's identifier characters) followed by "("
+_SUITE_CALL = re.compile(r"(?<![\w:+\-.\[\]\\/])(" + "|".join(map(re.escape, SUITES))
+                         + r")\s*\(")
 
 
 def _evaluates(expression: str, marks: Iterable[str]) -> bool:
@@ -45,8 +54,22 @@ def selects_suites(expression: str) -> bool:
         return "not" not in words and bool(words & set(SUITES))
 
 
+def check_no_marker_arguments(expression: str) -> None:
+    """Refuse ``-m "burst(concurrency=5)"``: arguments belong in the test, not in ``-m``."""
+    match = _SUITE_CALL.search(expression)
+    if match is None:
+        return
+    name = match.group(1)
+    raise pytest.UsageError(
+        f"vllmfleet: -m {expression!r} gives the {name} marker arguments; -m only selects "
+        f"tests, and no packaged suite test carries those arguments, so nothing would run. "
+        f"Select the suite with -m {name} and set marker arguments with "
+        f"@pytest.mark.{name}(...) in a test (see `pytest --markers`).")
+
+
 def add_packaged_suites(config: pytest.Config) -> bool:
     """Add the packaged suites to the paths to collect, when the run asks for them."""
+    check_no_marker_arguments(str(config.getoption("markexpr") or ""))
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return False  # the user named what to collect
     if not selects_suites(str(config.getoption("markexpr") or "")):

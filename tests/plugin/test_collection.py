@@ -88,3 +88,24 @@ def test_the_packaged_suites_stay_out_otherwise(pytester: pytest.Pytester, proje
     assert ("test_mine" in collected) == ("burst" not in args)  # -m burst deselects it
     assert "test_concurrent_requests_complete" not in collected
     assert "test_over_max_input" not in collected
+
+
+@pytest.mark.parametrize("expression", ["burst(concurrency=5)", "rejection or burst (max_errors=2)",
+                                        "not context_limit(samples=20)"])
+def test_suite_marker_arguments_in_m_are_a_usage_error(pytester: pytest.Pytester, project: Path,
+                                                       expression: str) -> None:
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    result = pytester.runpytest_subprocess("--co", "-m", expression)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*gives the * marker arguments*"])
+    assert "@pytest.mark." in result.stderr.str() and "in a test" in result.stderr.str()
+
+
+def test_a_plain_marker_named_like_a_suite_prefix_is_not_refused(pytester: pytest.Pytester,
+                                                                project: Path) -> None:
+    pytester.makepyfile(test_mine="import pytest\n\n@pytest.mark.my_burst(x=1)\n"
+                                  "def test_mine():\n    pass\n")
+    pytester.makeini("[pytest]\nmarkers =\n    my_burst: a marker of the user's\n")
+    result = pytester.runpytest_subprocess("--co", "-q", "-m", "my_burst(x=1)")
+    assert result.ret == pytest.ExitCode.OK
+    assert "test_mine.py::test_mine" in result.stdout.str()
