@@ -81,14 +81,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _max_model_len(text: str) -> int:
-    """vLLM's human-readable ints: 16384, 16k (x1000), 16K (x1024), 1m, 1M."""
+    """vLLM's human-readable ints: 16384, 16k (x1000), 16K (x1024), 1m, 1M; at least 1.
+
+    ``inf``, ``nan`` and values below 1 are argparse errors (exit 2), not tracebacks.
+    """
     scale = {"k": 1000, "K": 1024, "m": 1000**2, "M": 1024**2}.get(text[-1:], 1)
     digits = text[:-1] if scale != 1 else text
     try:
         value = int(float(digits) * scale)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"invalid max model length {text!r}: use an integer such as 16384 or 16k") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid max model length {text!r}: it must be at least 1 token, "
+            "e.g. 16384 or 16k") from None
     return value
 
 

@@ -39,6 +39,15 @@ def test_invalid_choice_is_rejected(flag: str, value: str,
     assert f"argument {flag}" in _rejected([*BASE, flag, value], capsys)
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "0", "-5", "0.4", "0k", "lots"])
+def test_max_model_len_out_of_range_is_an_argparse_error(value: str,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    err = _rejected(["--model", "org/m", f"--max-model-len={value}"], capsys)
+    assert f"argument --max-model-len: invalid max model length {value!r}" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("host", ["wintermute", "armitage"])
 def test_the_renderers_flags_for_the_shipped_inventory_parse(host: str) -> None:
     inventory = load(FLEET)
