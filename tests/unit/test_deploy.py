@@ -20,8 +20,8 @@ from vllmfleet.errors import DeployError, HostError
 from vllmfleet.inventory import Inventory, load
 from vllmfleet.remote_base import HostAdapter, Result
 from vllmfleet.remote_local import CallableService, LocalAdapter
+from vllmfleet.remote_logs import follow
 from vllmfleet.remote_windows import WindowsAdapter
-from vllmfleet.tasks.logs import follow
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = "/opt/vllmfleet/vllm-compose.yaml"

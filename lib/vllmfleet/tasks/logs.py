@@ -1,6 +1,7 @@
 """logs.<host>: the tail of a host's vLLM container log (or the proxy unit's journal).
 
-``--follow`` keeps polling the tail and prints the lines that are new (Ctrl-C stops it).
+``--follow`` keeps polling the tail and prints the lines that are new (Ctrl-C stops it):
+:mod:`vllmfleet.remote_logs` does that.
 """
 
 from __future__ import annotations
@@ -14,57 +15,19 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from vllmfleet.remote_base import HostAdapter, ServiceName
+from vllmfleet.remote_base import ServiceName
+from vllmfleet.remote_logs import follow, new_lines
 from vllmfleet.tasks._common import load_inventory, user_errors
 from vllmfleet.tasks.deploy import access
 
-FOLLOW_EVERY_S = 2.0
-FOLLOW_WINDOW = 200  # lines fetched per poll while following
+__all__ = ["collection", "follow", "host_task", "new_lines"]  # new_lines: for older imports
+
 _HELP = {
     "lines": "how many lines (default 100)",
     "follow": "keep printing new lines until Ctrl-C",
     "service": "vllm or proxy, for a host that runs both (default: vllm if it has it)",
     "inventory": "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)",
 }
-
-
-def new_lines(seen: list[str], now: list[str]) -> list[str]:
-    """The lines of ``now`` after the longest overlap of ``seen``'s end with its start."""
-    for size in range(min(len(seen), len(now)), 0, -1):
-        if seen[-size:] == now[:size]:
-            return now[size:]
-    return now
-
-
-def follow(adapter: HostAdapter, service: ServiceName, first: list[str], *,
-           polls: int | None = None, every_s: float = FOLLOW_EVERY_S) -> None:
-    """Poll the log tail and print what is new (``polls``: stop after that many, for tests)."""
-    from tenacity import (
-        RetryError,
-        Retrying,
-        retry_if_result,
-        stop_after_attempt,
-        stop_never,
-        wait_fixed,
-    )
-
-    seen = list(first)
-
-    def poll() -> bool:
-        now = adapter.logs(lines=FOLLOW_WINDOW, service=service).splitlines()
-        fresh = new_lines(seen, now)
-        if fresh:
-            print("\n".join(fresh), flush=True)
-            seen[:] = now
-        return True
-
-    stop = stop_never if polls is None else stop_after_attempt(polls)
-    retrying = Retrying(stop=stop, wait=wait_fixed(every_s),
-                        retry=retry_if_result(lambda _again: True))
-    try:
-        retrying(poll)
-    except (KeyboardInterrupt, RetryError):  # Ctrl-C, or ``polls`` done
-        return
 
 
 def _logs(c: Context, name: str, *, lines: str | None, follow_: bool, service: str | None,
