@@ -110,6 +110,7 @@ def test_a_service_that_does_not_come_up_is_restored_and_restarted(
     assert "log tail of vllm" in outcome.report and "    | ERROR boom" in outcome.report
     assert "rolled back:   yes" in outcome.report
     assert "diagnosis:     no known cause recognised" in outcome.report
+    assert not (host.file.parent / locks.LOCK_NAME).exists()
 
 
 def test_a_failed_restart_is_restored_too(inv: Inventory, tmp_path: Path,
@@ -124,6 +125,7 @@ def test_a_failed_restart_is_restored_too(inv: Inventory, tmp_path: Path,
     assert host.file.read_text() == "old\n" and outcome.restored is False  # restart fails again
     assert "the old config did not come up again" in outcome.report
     assert "the host needs attention NOW" in outcome.report
+    assert not (host.file.parent / locks.LOCK_NAME).exists()
 
 
 def test_a_first_deploy_that_fails_removes_its_files(
@@ -138,6 +140,7 @@ def test_a_first_deploy_that_fails_removes_its_files(
     assert outcome.result == "failed" and outcome.restored is False
     assert not host.file.exists()  # as it was: absent
     assert "no previous config of vllm to start (first deploy)" in outcome.report
+    assert not (host.file.parent / locks.LOCK_NAME).exists()
 
 
 def test_dry_run_reads_only(inv: Inventory, tmp_path: Path,
@@ -157,6 +160,8 @@ def test_a_held_lock_changes_nothing(inv: Inventory, tmp_path: Path,
     outcome = run(inv, host, tmp_path, "new\n")
     assert outcome.result == "failed" and "ann@desk pid 1 (rollback)" in outcome.report
     assert not host.file.exists() and host.events == []
+    holder = locks.read(host.adapter, locks.lock_path("/opt/vllmfleet"))
+    assert holder is not None and holder.owner == "ann@desk pid 1"  # not ours to remove
 
 
 def test_lock_is_exclusive_and_released_only_by_its_owner(tmp_path: Path) -> None:
@@ -251,6 +256,7 @@ def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Pat
                            say=lambda _: None)
     assert outcome.result == "failed" and "nothing was changed" in outcome.report
     assert not (tmp_path / "b").exists()
+    assert not list(tmp_path.rglob(locks.LOCK_NAME))
 
 
 class WindowsWire:
@@ -406,3 +412,50 @@ def test_a_snapshot_whose_prune_fails_still_returns_the_backup(
                          say=said.append)
     assert backup.path.is_dir()
     assert len(said) == 1 and "could not prune" in said[0] and "Read-only" in said[0]
+
+
+PROXY_FILES = {"/etc/litellm/config.yaml": "litellm-config",
+               "/etc/litellm/vllmfleet_limits.json": "proxy-limits",
+               "/etc/litellm/vllmfleet_hooks.py": "proxy-hooks"}
+
+
+def test_a_proxy_deploy_whose_second_put_fails_restores_the_first_file(
+        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+    events: list[str] = []
+
+    class SecondPutFails(LocalAdapter):
+        puts = 0
+
+        def put(self, remote_path: str, content: bytes, *, mode: int = 0o644) -> None:
+            if remote_path.startswith("/etc/litellm/") and ".vllmfleet-deploy.lock" \
+                    not in remote_path:
+                SecondPutFails.puts += 1
+                if SecondPutFails.puts == 2:
+                    raise HostError(f"uploading {remote_path}: the SSH connection was cut",
+                                    host="motoko")
+            super().put(remote_path, content, mode=mode)
+
+    service = CallableService(restart_fn=lambda: events.append("restart"),
+                              is_running_fn=lambda: True)
+    adapter = SecondPutFails(host="motoko", root=tmp_path / "host",
+                             services={"proxy": service})
+    before = {}
+    for i, path in enumerate(PROXY_FILES):
+        content = f"old {i}\n".encode() * (i + 1)
+        mode = 0o640 if i == 0 else 0o644
+        LocalAdapter.put(adapter, path, content, mode=mode)
+        before[path] = (content, adapter.path_of(path).stat().st_mode & 0o7777)
+    desired = [Desired(remote_path=p, content=f"new {p}\n".encode(), mode=0o644,
+                       service="proxy", kind=k) for p, k in PROXY_FILES.items()]
+    outcome = deploy.apply(inventory=inv, host=inv.hosts["motoko"], adapter=adapter,
+                           desired=desired, say=events.append,
+                           options=Options(store=tmp_path / "backups", master_key="k"))
+    assert outcome.result == "failed" and "FAILED at push" in outcome.report
+    assert outcome.restored is True and "restart" not in events
+    assert any(e.startswith("restoring 2 file(s)") for e in events)  # the first was replaced
+    after = {p: (adapter.path_of(p).read_bytes(), adapter.path_of(p).stat().st_mode & 0o7777)
+             for p in PROXY_FILES}
+    assert after == before  # the first file put back byte for byte (and mode); none changed
+    assert sorted(p.name for p in (tmp_path / "host" / "etc" / "litellm").iterdir()) == \
+        sorted(Path(p).name for p in PROXY_FILES)  # no temp file left
+    assert not list(tmp_path.rglob(locks.LOCK_NAME))
