@@ -64,6 +64,42 @@ def refused_naming(result: Result, *, limit: int, what: str) -> list[str]:
     return []
 
 
+def usage_problems(results: Sequence[Result], *, prompt_tokens: int | None = None) -> list[str]:
+    """Problems if an answer lacks the usage that was asked for, or miscounts the prompt.
+
+    Every request of the suites asks for usage (a plain answer always carries it; a stream
+    asks with ``stream_options.include_usage``), so an answer without it is a finding, not a
+    reason to skip the count check. With ``prompt_tokens`` each answer's count must equal it.
+    """
+    answered = [r for r in results if r.ok]
+    missing = sum(r.prompt_tokens is None or r.completion_tokens is None for r in answered)
+    problems: list[str] = []
+    if missing:
+        problems.append(f"{missing} of {len(answered)} answers carried no usage (prompt/"
+                        "completion tokens) although it was requested: the token counts "
+                        "cannot be checked")
+    if prompt_tokens is not None:
+        miscounted = sorted({r.prompt_tokens for r in answered
+                             if r.prompt_tokens is not None and r.prompt_tokens != prompt_tokens})
+        if miscounted:
+            problems.append(f"the server counted {miscounted} prompt tokens where /tokenize "
+                            f"said {prompt_tokens}: its usage and /tokenize disagree")
+    return problems
+
+
+def clamp_problems(result: Result, *, limit: int) -> list[str]:
+    """Problems unless ``result`` answered with a known number of at most ``limit`` tokens."""
+    if not result.ok:
+        return [f"the alias clamps, but the request failed: {describe(result)}"]
+    if result.completion_tokens is None:
+        return [f"answered without usage, so the clamp to max_output_tokens={limit} cannot be "
+                "seen: the answer has no completion_tokens"]
+    if result.completion_tokens > limit:
+        return [f"answered {result.completion_tokens} tokens, more than "
+                f"max_output_tokens={limit}: the clamp is not applied"]
+    return []
+
+
 def route_for(fleet: Fleet, host: str, target: str, *, retry_429: int = 0) -> Route:
     """The host's route on ``target``; skips a proxy test for a host no alias routes to."""
     if target == "proxy" and fleet.primary_alias(host) is None:

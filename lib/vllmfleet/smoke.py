@@ -2,9 +2,11 @@
 
 Used by the demo (``inv fleet.demo``) on the local fleet and usable against any fleet whose
 URLs are known. Per vLLM host (direct): /health, /v1/models (served name and max_model_len as
-in the inventory) and one short answer. Per alias name (through the proxy): one short answer,
-then one request over max_output_tokens and one over max_input_tokens, each expected to be
-refused with a 4xx that names the limit — the limits a client really meets.
+in the inventory; an empty list or one without the served name fails) and one short answer.
+Per alias name (through the proxy): one short answer, then one request over max_output_tokens
+and one over max_input_tokens, each expected to be refused with a 4xx that names the limit —
+the limits a client really meets. A clamping alias must answer with usage that shows at most
+max_output_tokens (no usage is a failure).
 """
 
 from __future__ import annotations
@@ -84,6 +86,12 @@ async def _direct(inv: Inventory, host: str, url: str) -> list[Check]:
             models = []
             checks.append(Check(target="direct", name=host, what="models", ok=False,
                                 detail=f"/v1/models failed: {exc}"))
+        else:
+            if not any(m.get("id") == vllm.served_model_name for m in models):
+                listed = ", ".join(str(m.get("id")) for m in models) or "no model"
+                checks.append(Check(target="direct", name=host, what="models", ok=False,
+                                    detail=f"/v1/models lists {listed}, not "
+                                           f"{vllm.served_model_name} as the inventory says"))
         for model in models:
             good = (model.get("id") == vllm.served_model_name
                     and model.get("max_model_len") == vllm.max_model_len)
@@ -110,10 +118,14 @@ async def _proxy_alias(client: FleetClient, inv: Inventory, name: str, canonical
     over_out = await client.chat(model=name, messages=_HELLO,
                                  max_tokens=alias.max_output_tokens + 1)
     if alias.on_max_output == "clamp":
-        clamped = over_out.ok and (over_out.completion_tokens or 0) <= alias.max_output_tokens
+        clamped = (over_out.ok and over_out.completion_tokens is not None
+                   and over_out.completion_tokens <= alias.max_output_tokens)
+        seen = ("no usage in the answer, so the clamp cannot be seen"
+                if over_out.ok and over_out.completion_tokens is None
+                else f"completion_tokens={over_out.completion_tokens}")
         checks.append(Check(target="proxy", name=name, what="max_output clamp", ok=clamped,
-                            detail=f"{over_out.status} completion_tokens="
-                                   f"{over_out.completion_tokens} ≤ {alias.max_output_tokens}",
+                            detail=f"{over_out.status} {seen} ≤ {alias.max_output_tokens}"
+                                   + (f" {over_out.error[:80]}" if over_out.error else ""),
                             latency_s=over_out.latency_s))
     else:
         checks.append(_limit_check("proxy", name, f"max_output {alias.max_output_tokens}",

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_vllmfleet.checks import describe, fail_with, route_for, still_serves
+from pytest_vllmfleet.checks import describe, fail_with, route_for, still_serves, usage_problems
 from pytest_vllmfleet.fleet import Fleet
 from pytest_vllmfleet.markers import ContextLimit
 from pytest_vllmfleet.plugin import Recorder
@@ -77,12 +77,8 @@ def test_prompts_at_a_fraction_of_max_input_succeed(
     if failed:
         problems.append(f"{len(failed)} of {samples} requests failed; first: "
                         f"{describe(failed[0])}")
-    if fleet_target == "direct":
-        miscounted = sorted({r.prompt_tokens for r in results
-                             if r.ok and r.prompt_tokens not in (None, tokens)}, key=str)
-        if miscounted:
-            problems.append(f"the server counted {miscounted} prompt tokens where /tokenize "
-                            f"said {tokens}: its usage and /tokenize disagree")
+    # usage is requested (include_usage); direct, its prompt count must be /tokenize's
+    problems += usage_problems(results, prompt_tokens=tokens if fleet_target == "direct" else None)
     stats = Stats.of([r.latency_s for r in results if r.ok])
     if not failed and stats.p90 is None:
         problems.append(f"no P90 from {stats.samples} samples (at least 10 are needed)")
