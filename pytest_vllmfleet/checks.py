@@ -13,6 +13,7 @@ import pytest
 
 from pytest_vllmfleet.fleet import Fleet, Route
 from vllmfleet.client import Result
+from vllmfleet.smoke import names_number
 
 SHORT = [{"role": "user", "content": "Reply with one word: ready?"}]
 
@@ -49,7 +50,7 @@ async def still_serves(route: Route) -> list[str]:
 
 
 def refused_naming(result: Result, *, limit: int, what: str) -> list[str]:
-    """Problems unless ``result`` is a 4xx (not 429) whose message contains ``limit``."""
+    """Problems unless ``result`` is a 4xx (not 429) whose message names ``limit``."""
     if result.ok:
         return [f"accepted (200) although it is over {what}={limit}: the limit is not "
                 "enforced"]
@@ -58,7 +59,7 @@ def refused_naming(result: Result, *, limit: int, what: str) -> list[str]:
                 f"{result.error[:240]}"]
     if result.status_class != "4xx":
         return [f"expected a 4xx refusal over {what}={limit}, got {describe(result)}"]
-    if str(limit) not in result.error:
+    if not names_number(result.error, limit):
         return [f"refused with {result.status}, but the message does not name the limit "
                 f"{what}={limit}: {result.error[:240]!r}"]
     return []

@@ -12,6 +12,7 @@ max_output_tokens (no usage is a failure).
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 
 from vllmfleet.client import FleetClient, Result
@@ -55,8 +56,14 @@ def _words(n: int) -> str:
     return " ".join(["fleet"] * n)
 
 
-def _limit_check(target: str, name: str, what: str, result: Result, needle: str) -> Check:
-    refused = result.status_class == "4xx" and needle in result.error
+def names_number(message: str, number: int) -> bool:
+    """Whether ``message`` names ``number`` on its own: 1024 is not named by "10240"."""
+    return re.search(rf"(?<!\d){number}(?!\d)", message) is not None
+
+
+def _limit_check(target: str, name: str, what: str, result: Result, limit: int) -> Check:
+    needle = str(limit)
+    refused = result.status_class == "4xx" and names_number(result.error, limit)
     return Check(target=target, name=name, what=what, ok=refused,
                  detail=f"{result.status} {_around(result.error, needle)}",
                  latency_s=result.latency_s)
@@ -129,11 +136,11 @@ async def _proxy_alias(client: FleetClient, inv: Inventory, name: str, canonical
                             latency_s=over_out.latency_s))
     else:
         checks.append(_limit_check("proxy", name, f"max_output {alias.max_output_tokens}",
-                                   over_out, str(alias.max_output_tokens)))
+                                   over_out, alias.max_output_tokens))
     prompt = [{"role": "user", "content": _words(alias.max_input_tokens + 200)}]
     over_in = await client.chat(model=name, messages=prompt, max_tokens=8)
     checks.append(_limit_check("proxy", name, f"max_input {alias.max_input_tokens}", over_in,
-                               str(alias.max_input_tokens)))
+                               alias.max_input_tokens))
     return checks
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_vllmfleet.checks import clamp_problems, usage_problems
+from pytest_vllmfleet.checks import clamp_problems, refused_naming, usage_problems
 from vllmfleet.client import Result
 
 
@@ -36,3 +36,16 @@ def test_a_clamped_answer_must_show_its_tokens() -> None:
     assert clamp_problems(_ok(5, 768), limit=768) == []
     (refused,) = clamp_problems(Result(status=400, latency_s=0.1, error="no"), limit=768)
     assert "the request failed: 400" in refused
+
+
+def _refused(message: str) -> Result:
+    return Result(status=400, latency_s=0.1, error=message)
+
+
+def test_a_refusal_names_the_limit_only_as_a_whole_number() -> None:
+    (problem,) = refused_naming(_refused("max_tokens must be at most 10240"), limit=1024,
+                                what="max_output_tokens")
+    assert "does not name the limit max_output_tokens=1024" in problem
+    assert refused_naming(_refused("21024 tokens is over"), limit=1024, what="x") != []
+    for named in ("max_output_tokens=1024.", "limit 1024", "(1024)", "1024"):
+        assert refused_naming(_refused(named), limit=1024, what="x") == [], named

@@ -106,3 +106,11 @@ def test_a_clamped_answer_without_usage_is_a_failure(monkeypatch: pytest.MonkeyP
     # the limits are checked once per alias, on its own name
     assert [(c.name, c.what) for c in failed] == [("qwen2.5-7b-armitage", "max_output clamp")]
     assert "no usage" in failed[0].detail
+
+
+def test_a_refusal_that_names_a_longer_number_does_not_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # "10240" contains 1024 and "140000" contains 14000, but neither names the limit
+    failed = _failed(_run(monkeypatch, _fleet(limit_message=lambda n: f"at most {n}0 tokens")))
+    assert {c.what for c in failed} == {"max_output 1024", "max_input 14000", "max_input 15000",
+                                        "max_input 7000"}
