@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -104,3 +105,20 @@ def test_an_early_start_failure_reaches_the_fixture(inventory: Inventory, tmp_pa
         early.wait()
     early.discard()
     assert fake.stops == 0
+
+
+@pytest.mark.parametrize(("proxy_timeout", "client"), [(240, 216.0), (299, 269.1), (10, 9.0)])
+def test_inventory_clients_give_up_before_the_proxy(inventory: Inventory, proxy_timeout: int,
+                                                    client: float) -> None:
+    # DESIGN.md: the client timeout stays below the proxy's (request_timeout_s, under 300 s)
+    changed = dataclasses.replace(inventory, proxy=dataclasses.replace(
+        inventory.proxy, request_timeout_s=proxy_timeout))
+    fleet = fleet_mod.start(mode="inventory", inventory=changed, hosts=("wintermute",),
+                            workdir=None, speed=1.0)
+    try:
+        assert fleet.timeout_s == pytest.approx(client)
+        assert fleet.timeout_s < proxy_timeout
+        read_timeout = fleet.client("wintermute")._http.timeout.read
+        assert read_timeout is not None and read_timeout < proxy_timeout
+    finally:
+        fleet.close()
