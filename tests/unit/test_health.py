@@ -13,7 +13,7 @@ from vllmfleet import health
 from vllmfleet.deploy_plan import Expect
 from vllmfleet.errors import DeployError
 from vllmfleet.remote_base import HostAdapter, RemoteFile, Result, ServiceStatus
-from vllmfleet.tasks.logs import new_lines
+from vllmfleet.remote_logs import new_lines
 
 
 def client(routes: dict[str, Any]) -> httpx.Client:

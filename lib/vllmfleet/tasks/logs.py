@@ -16,11 +16,11 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task
 
 from vllmfleet.remote_base import ServiceName
-from vllmfleet.remote_logs import follow, new_lines
+from vllmfleet.remote_logs import follow
 from vllmfleet.tasks._common import load_inventory, user_errors
 from vllmfleet.tasks.deploy import access
 
-__all__ = ["collection", "follow", "host_task", "new_lines"]  # new_lines: for older imports
+__all__ = ["collection", "host_task"]
 
 _HELP = {
     "lines": "how many lines (default 100)",
