@@ -127,15 +127,34 @@ def _fleet_workdir(config: pytest.Config) -> Path:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """A run that selected the packaged suites starts the local fleet during collection."""
+    """A run that selected suites using ``fleet`` starts the local fleet during collection.
+
+    ``-m rollback`` alone does not: the rollback suite deploys its own fleet, and a second
+    one nobody uses would compete with it for the CPU. If, once collection and deselection
+    are done, no selected test uses ``fleet`` after all, :func:`pytest_collection_finish`
+    stops the early start.
+    """
     state = state_of(session.config)
     if session.config.getoption("collectonly"):
         return
-    if state.suites_added and state.settings.mode == "local" and state.inventory is not None:
+    expression = str(session.config.getoption("markexpr") or "")
+    if state.suites_added and state.settings.mode == "local" and state.inventory is not None \
+            and selection.selects_fleet_suites(expression):
         from pytest_vllmfleet.fleet import EarlyStart
 
         state.early = EarlyStart(state.inventory, _fleet_workdir(session.config),
                                  speed=state.settings.speed)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop an early-started local fleet when no selected test uses ``fleet``."""
+    state = state_of(session.config)
+    if state.early is None:
+        return
+    if not any("fleet" in getattr(item, "fixturenames", ()) for item in session.items):
+        state.early.discard()
+        state.early = None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -54,6 +54,19 @@ def selects_suites(expression: str) -> bool:
         return "not" not in words and bool(words & set(SUITES))
 
 
+# the packaged suites whose tests use the session's ``fleet`` (rollback deploys its own)
+FLEET_SUITES = tuple(suite for suite in SUITES if suite != "rollback")
+
+
+def selects_fleet_suites(expression: str) -> bool:
+    """True when ``-m expression`` picks a suite that uses the ``fleet`` fixture."""
+    try:
+        return any(_evaluates(expression, (suite,)) for suite in FLEET_SUITES)
+    except (ImportError, AttributeError, TypeError):  # pytest's parser moved: be literal
+        words = set(expression.replace("(", " ").replace(")", " ").split())
+        return bool(words & set(FLEET_SUITES))
+
+
 def check_no_marker_arguments(expression: str) -> None:
     """Refuse ``-m "burst(concurrency=5)"``: arguments belong in the test, not in ``-m``."""
     match = _SUITE_CALL.search(expression)

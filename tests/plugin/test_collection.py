@@ -109,3 +109,44 @@ def test_a_plain_marker_named_like_a_suite_prefix_is_not_refused(pytester: pytes
     result = pytester.runpytest_subprocess("--co", "-q", "-m", "my_burst(x=1)")
     assert result.ret == pytest.ExitCode.OK
     assert "test_mine.py::test_mine" in result.stdout.str()
+
+
+_SPY = """
+import pytest_vllmfleet.fleet as fleet_mod
+
+
+class _SpyStart:  # stands in for the local fleet's early start: records what happened to it
+    def __init__(self, inventory, workdir, *, speed):
+        self.workdir = workdir
+        open("early-started", "w").close()
+
+    def wait(self):
+        raise AssertionError("no test here uses the fleet")
+
+    def discard(self):
+        open("early-discarded", "w").close()
+
+
+fleet_mod.EarlyStart = _SpyStart
+"""
+
+
+@pytest.mark.parametrize(("expression", "started"), [("rollback", False), ("burst", True),
+                                                     ("rollback or rejection", True)])
+def test_the_local_fleet_starts_early_only_for_suites_that_use_it(
+        pytester: pytest.Pytester, project: Path, expression: str, started: bool) -> None:
+    pytester.makeconftest(_SPY)
+    # a project test of the suite that does not use the fleet; -k leaves only it selected
+    mark = expression.split()[-1]
+    pytester.makepyfile(test_mine=f"""
+        import os
+        import pytest
+
+        @pytest.mark.{mark}
+        def test_mine():
+            # an early start nobody uses is stopped before the first test runs
+            assert os.path.exists("early-started") == os.path.exists("early-discarded")
+    """)
+    result = pytester.runpytest_subprocess("-m", expression, "-k", "test_mine")
+    result.assert_outcomes(passed=1)
+    assert (project / "early-started").exists() == started
