@@ -84,8 +84,16 @@ CLAMP_HEADER = "x-vllmfleet-max-tokens-clamped"
 PARALLEL_RETRY_AFTER_S = 1
 """Retry-After for the in-flight cap: a slot frees when any running request ends."""
 
-_OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens")
-_GENERATION_CALLS = frozenset({"completion", "acompletion", "text_completion", "atext_completion"})
+_CHAT_FIELDS = ("max_tokens", "max_completion_tokens")
+# The output-token fields of each LiteLLM call type that generates text, as LiteLLM 1.106 names
+# the call types in async_pre_call_hook: chat and text completions, the Responses API
+# (/v1/responses, max_output_tokens) and the Anthropic-style /v1/messages (max_tokens).
+_OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "completion": _CHAT_FIELDS, "acompletion": _CHAT_FIELDS,
+    "text_completion": _CHAT_FIELDS, "atext_completion": _CHAT_FIELDS,
+    "responses": ("max_output_tokens",), "aresponses": ("max_output_tokens",),
+    "anthropic_messages": ("max_tokens",),
+}
 _CLAMP_KEY = "vllmfleet_max_tokens_clamped"
 _WRONG_KEY = ("Authentication Error: this key is not the proxy's master key, and the proxy "
               "keeps no key database, so no other key is valid. Send the master key "
@@ -246,12 +254,13 @@ class VllmfleetHooks(CustomLogger):
                                   call_type: str) -> dict[str, Any]:
         """Reject, clamp or fill in the requested output tokens of a known alias."""
         limits = self.limits.aliases.get(str(data.get("model")))
-        if limits is None or call_type not in _GENERATION_CALLS:
+        fields = _OUTPUT_FIELDS.get(call_type)
+        if limits is None or fields is None:
             return data
         limit = limits.max_output_tokens
-        asked = [(f, data[f]) for f in _OUTPUT_FIELDS if data.get(f) is not None]
+        asked = [(f, data[f]) for f in fields if data.get(f) is not None]
         if not asked:
-            data["max_tokens"] = limit
+            data[fields[0]] = limit
             return data
         for field, raw in asked:
             value = _whole_number(field, raw, str(data.get("model")))

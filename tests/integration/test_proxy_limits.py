@@ -86,3 +86,31 @@ def test_requests_without_the_key_are_401(local_fleet: LocalFleet, key: str | No
 def test_readiness_needs_no_key(local_fleet: LocalFleet) -> None:
     with local_fleet.proxy(key=None) as client:
         assert client.get("/health/readiness").status_code == 200
+
+
+@pytest.mark.parametrize(("route", "body"), [
+    ("/v1/responses", {"model": "local/reasoner", "input": "hi", "max_output_tokens": 5000}),
+    ("/v1/messages", {"model": "local/reasoner", "max_tokens": 5000,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+])
+def test_other_generation_routes_meet_the_output_limit(local_fleet: LocalFleet, route: str,
+                                                       body: dict[str, object]) -> None:
+    before = local_fleet.requests_done("wintermute")
+    with local_fleet.proxy() as client:
+        response = client.post(route, json=body)
+    assert response.status_code == 400, response.text
+    assert "max_output_tokens=1024" in response.text
+    assert local_fleet.requests_done("wintermute") == before
+
+
+def test_a_backend_fault_is_not_turned_into_a_rate_limit(local_fleet: LocalFleet) -> None:
+    """One deployment per alias: a backend error must not put the alias in cooldown, which
+    would answer the next requests 429 'No deployments available' and hide the fault."""
+    with local_fleet.proxy() as client:
+        # the emulator, like an older vLLM, has no /v1/responses: a 404 from the backend
+        fault = client.post("/v1/responses", json={"model": "local/chat", "input": "hi",
+                                                   "max_output_tokens": 8})
+        assert fault.status_code == 404, fault.text
+        after = [client.post("/v1/chat/completions", json=chat("local/chat", max_tokens=4))
+                 for _ in range(2)]
+    assert [r.status_code for r in after] == [200, 200], after[-1].text

@@ -296,3 +296,24 @@ def test_a_key_that_is_not_the_master_key_is_a_401(hooks: ModuleType) -> None:
     result = _fail(hooks, exc)
     assert result.status_code == 401
     assert "master key" in result.detail
+
+
+@pytest.mark.parametrize(("call_type", "field"), [("aresponses", "max_output_tokens"),
+                                                  ("responses", "max_output_tokens"),
+                                                  ("anthropic_messages", "max_tokens")])
+def test_responses_and_messages_routes_meet_the_same_output_limit(
+        hooks: ModuleType, call_type: str, field: str) -> None:
+    """/v1/responses and /v1/messages reach the backend on their own routes; the limit holds."""
+    with pytest.raises(HTTPException) as caught:  # local/reasoner rejects
+        _pre(hooks, {"model": "local/reasoner", "input": "hi", field: 5000}, call_type=call_type)
+    assert caught.value.status_code == 400
+    assert f"{field}=5000 exceeds" in caught.value.detail
+    assert "max_output_tokens=1024" in caught.value.detail
+    clamped = _pre(hooks, {"model": "local/chat", "input": "hi", field: 5000},
+                   call_type=call_type)  # local/chat clamps
+    assert clamped[field] == 768
+    within = _pre(hooks, {"model": "local/reasoner", "input": "hi", field: 100},
+                  call_type=call_type)
+    assert within[field] == 100
+    omitted = _pre(hooks, {"model": "local/reasoner", "input": "hi"}, call_type=call_type)
+    assert omitted[field] == 1024
