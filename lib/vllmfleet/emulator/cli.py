@@ -20,7 +20,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from vllmfleet.emulator.config import Architecture, EmulatorConfig, Faults, GPUFacts, Speed
+from vllmfleet.emulator.config import (
+    ARCHITECTURE_FIELDS,
+    Architecture,
+    EmulatorConfig,
+    Faults,
+    GPUFacts,
+    Speed,
+)
 from vllmfleet.emulator.versions import parse_version
 
 PROG = "python -m vllmfleet.emulator"
@@ -180,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--emulator-gpu-vram-gib", type=_positive(float))
     e.add_argument("--emulator-gpu-reserved-gib", type=_non_negative)
     e.add_argument("--emulator-compute-capability", metavar="X.Y")
-    for name in Architecture.FIELDS:
+    for name in ARCHITECTURE_FIELDS:
         kind = float if name == "weights_gib" else int
         e.add_argument(f"--emulator-{name.replace('_', '-')}", type=_positive(kind))
     e.add_argument("--emulator-fail-at-start", nargs="?", metavar="MESSAGE",
@@ -296,7 +303,7 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
 
 def _facts(ns: argparse.Namespace) -> tuple[GPUFacts | None, Architecture | None]:
     """GPU and architecture from the inventory, or from the --emulator-… flags."""
-    arch_values = {name: getattr(ns, f"emulator_{name}") for name in Architecture.FIELDS}
+    arch_values = {name: getattr(ns, f"emulator_{name}") for name in ARCHITECTURE_FIELDS}
     given = [f"--emulator-{k.replace('_', '-')}" for k, v in arch_values.items() if v is not None]
     capability = ns.emulator_compute_capability
     if capability is not None and not _is_capability(capability):

@@ -33,12 +33,9 @@ class Architecture:
     max_position_embeddings: int
     weights_gib: float
 
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "layers", "kv_heads", "head_dim", "hidden_size", "intermediate_size", "vocab_size",
-        "max_position_embeddings", "weights_gib")
 
-
-assert tuple(f.name for f in fields(Architecture)) == Architecture.FIELDS
+#: The architecture's field names, in order (each is also an ``--emulator-…`` flag).
+ARCHITECTURE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Architecture))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ The inventory says what card the host has and the model's architecture; the comm
 from __future__ import annotations
 
 from vllmfleet.capacity import input_for
-from vllmfleet.emulator.config import Architecture, GPUFacts
+from vllmfleet.emulator.config import ARCHITECTURE_FIELDS, Architecture, GPUFacts
 from vllmfleet.errors import FleetError
 from vllmfleet.inventory import load
 from vllmfleet.rules import weight_format
@@ -36,9 +36,7 @@ def from_inventory(path: str, host_name: str, *, quantization: str | None,
     gpu = GPUFacts(vram_gib=inp.vram_gib,
                    reserved_gib=inp.reserved_gib if reserved_gib is None else reserved_gib,
                    compute_capability=capability or host.gpu.compute_capability)
-    arch = Architecture(layers=inp.layers, kv_heads=inp.kv_heads, head_dim=inp.head_dim,
-                        hidden_size=inp.hidden_size, intermediate_size=inp.intermediate_size,
-                        vocab_size=inp.vocab_size,
-                        max_position_embeddings=inp.max_position_embeddings,
-                        weights_gib=weights)
+    # the capacity input carries every architecture fact under the same name
+    arch = Architecture(**{name: getattr(inp, name) for name in ARCHITECTURE_FIELDS
+                           if name != "weights_gib"}, weights_gib=weights)
     return gpu, arch
