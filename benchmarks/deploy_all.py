@@ -28,12 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 import sshd as sshd_mod  # the integration tests' helpers
 from docker_host import SHIM, DockerShim, emulate, inventory_data, write_inventory
 
-from vllmfleet.deploy import Options
-from vllmfleet.deploy_local import LocalHosts
-from vllmfleet.deploy_run import Access, deploy_all, deploy_host
+from vllmfleet.deploy.apply import Options
+from vllmfleet.deploy.run import Access, deploy_all, deploy_host
 from vllmfleet.inventory import Host
-from vllmfleet.remote import adapter_for
-from vllmfleet.remote_base import HostAdapter
+from vllmfleet.localfleet.hosts import LocalHosts
+from vllmfleet.remote import HostAdapter, adapter_for
 
 
 def _phase(phase: str, root: Path, server: Any, shim: DockerShim, state: Path,

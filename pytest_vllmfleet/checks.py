@@ -12,18 +12,13 @@ from typing import NoReturn
 import pytest
 
 from pytest_vllmfleet.fleet import Fleet, Route
+from vllmfleet.acceptance.limits import describe, refused_naming
 from vllmfleet.client import Result
-from vllmfleet.smoke import names_number
+
+__all__ = ["clamp_problems", "describe", "fail_with", "refused_naming", "route_for",
+           "still_serves", "usage_problems"]
 
 SHORT = [{"role": "user", "content": "Reply with one word: ready?"}]
-
-
-def describe(result: Result) -> str:
-    """One request in a line: status, time, and the error or the start of the answer."""
-    head = f"{result.status or result.status_class} in {result.latency_s * 1000:.0f} ms"
-    if result.retry_after is not None:
-        head += f", Retry-After {result.retry_after:g} s"
-    return f"{head}: {result.error[:240]}" if result.error else head
 
 
 def fail_with(where: str, problems: Sequence[str], details: Iterable[str] = ()) -> NoReturn:
@@ -47,22 +42,6 @@ async def still_serves(route: Route) -> list[str]:
     if not answer.ok:
         problems.append(f"a short request afterwards failed: {describe(answer)}")
     return problems
-
-
-def refused_naming(result: Result, *, limit: int, what: str) -> list[str]:
-    """Problems unless ``result`` is a 4xx (not 429) whose message names ``limit``."""
-    if result.ok:
-        return [f"accepted (200) although it is over {what}={limit}: the limit is not "
-                "enforced"]
-    if result.status_class == "5xx":
-        return [f"answered {result.status}, a server fault instead of a clear refusal: "
-                f"{result.error[:240]}"]
-    if result.status_class != "4xx":
-        return [f"expected a 4xx refusal over {what}={limit}, got {describe(result)}"]
-    if not names_number(result.error, limit):
-        return [f"refused with {result.status}, but the message does not name the limit "
-                f"{what}={limit}: {result.error[:240]!r}"]
-    return []
 
 
 def usage_problems(results: Sequence[Result], *, prompt_tokens: int | None = None) -> list[str]:

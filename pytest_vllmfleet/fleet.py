@@ -3,7 +3,7 @@
 :class:`Fleet` is what the ``fleet`` fixture returns. It owns one event loop for the
 session (the suites are plain synchronous tests that call :meth:`Fleet.run`), one
 :class:`~vllmfleet.client.FleetClient` per vLLM host and one for the proxy, and a
-:class:`~vllmfleet.prompts.PromptBuilder` per host. :func:`start` makes one from the
+:class:`~vllmfleet.client.prompts.PromptBuilder` per host. :func:`start` makes one from the
 inventory: ``local`` starts the local fleet (its own ports, logs and key under a fresh
 directory) and stops it at the end; ``inventory`` uses the hosts' real addresses and the
 master key from the environment variable the inventory names.
@@ -21,22 +21,11 @@ from typing import Any, TypeVar
 
 from pytest_vllmfleet.settings import Mode, Target
 from vllmfleet.client import FleetClient
+from vllmfleet.client.prompts import PromptBuilder
 from vllmfleet.errors import FleetError
-from vllmfleet.inventory import VLLM, Alias, Inventory
-from vllmfleet.prompts import PromptBuilder
+from vllmfleet.inventory import VLLM, Alias, Endpoints, Inventory, endpoints_of
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Endpoints:
-    """Where a fleet answers: each vLLM host's server root, the proxy's, and its key."""
-
-    hosts: dict[str, str]
-    proxy_url: str
-    api_key: str | None
-    key_hint: str = ""  # what to do when api_key is None
-    logs: str = ""  # where the fleet's logs are, for failure messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,18 +40,9 @@ class Route:
 
 
 def inventory_endpoints(inventory: Inventory) -> Endpoints:
-    """The real fleet: ``http://address:port`` per vLLM host and for the proxy."""
-    hosts = {}
-    for name, host in inventory.vllm_hosts.items():
-        assert host.vllm is not None
-        hosts[name] = f"http://{host.address}:{host.vllm.port}"
-    proxy = inventory.proxy
-    env = proxy.master_key_env
-    return Endpoints(hosts=hosts,
-                     proxy_url=f"http://{inventory.hosts[proxy.host].address}:{proxy.port}",
-                     api_key=os.environ.get(env) or None,
-                     key_hint=f"set {env} to the proxy's master key (the inventory's "
-                              f"proxy.master_key_env names that variable)")
+    """The real fleet: ``http://address:port`` per vLLM host and for the proxy, the key from
+    the variable the inventory's ``proxy.master_key_env`` names."""
+    return endpoints_of(inventory, key=os.environ.get(inventory.proxy.master_key_env) or None)
 
 
 def local_endpoints(inventory: Inventory, workdir: Path, *,
@@ -74,9 +54,7 @@ def local_endpoints(inventory: Inventory, workdir: Path, *,
     from vllmfleet import localfleet
 
     state = localfleet.up(inventory, build_dir=workdir, speed=speed)
-    endpoints = Endpoints(hosts=dict(state.host_urls), proxy_url=state.proxy_url,
-                          api_key=state.master_key,
-                          logs=str(workdir / "logs"))
+    endpoints = state.endpoints()
 
     def stop() -> None:
         localfleet.down(workdir)
@@ -128,8 +106,9 @@ class Fleet:
 
     def __init__(self, *, mode: Mode, inventory: Inventory, hosts: tuple[str, ...],
                  endpoints: Endpoints, timeout_s: float,
-                 stop: Callable[[], None] | None = None) -> None:
+                 stop: Callable[[], None] | None = None, logs: str = "") -> None:
         self.mode = mode
+        self.logs = logs  # where a local fleet's logs are, for failure messages
         self.inventory = inventory
         self.hosts = hosts
         self.endpoints = endpoints
@@ -177,12 +156,12 @@ class Fleet:
 
     def proxy_client(self, *, retry_429: int = 0) -> FleetClient:
         """The proxy's client; with ``retry_429`` it waits out 429s (Retry-After) and retries."""
-        if self.endpoints.api_key is None:
-            raise FleetError(f"no key for the proxy at {self.endpoints.proxy_url}: "
+        if self.endpoints.key is None:
+            raise FleetError(f"no key for the proxy at {self.endpoints.proxy}: "
                              f"{self.endpoints.key_hint}")
         if ("", retry_429) not in self._clients:
             self._clients["", retry_429] = FleetClient(
-                self.endpoints.proxy_url, api_key=self.endpoints.api_key,
+                self.endpoints.proxy, api_key=self.endpoints.key,
                 timeout_s=self.timeout_s, retry_429=retry_429)
         return self._clients["", retry_429]
 
@@ -256,5 +235,6 @@ def start(*, mode: Mode, inventory: Inventory, hosts: tuple[str, ...], workdir: 
         endpoints, stop = local_endpoints(inventory, workdir, speed=speed)
     else:
         raise FleetError("the local fleet needs a folder for its state and logs")
+    logs = str(early.workdir if early is not None else workdir) + "/logs"
     return Fleet(mode=mode, inventory=inventory, hosts=hosts, endpoints=endpoints,
-                 timeout_s=min(timeout, LOCAL_CLIENT_TIMEOUT_S), stop=stop)
+                 timeout_s=min(timeout, LOCAL_CLIENT_TIMEOUT_S), stop=stop, logs=logs)

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_vllmfleet import markers, selection, settings
+from vllmfleet.acceptance.reports import Report
 from vllmfleet.errors import FleetError, InventoryError
 from vllmfleet.inventory import Alias, Inventory, load
-from vllmfleet.reports import Report
 
 if TYPE_CHECKING:  # the clients (httpx) load when a test first asks for the fleet
     from pytest_vllmfleet.fleet import EarlyStart, Fleet
     from vllmfleet.client import FleetClient, Result
-    from vllmfleet.load import LoadRun
-    from vllmfleet.prompts import PromptBuilder
+    from vllmfleet.client.load import LoadRun
+    from vllmfleet.client.prompts import PromptBuilder
 
 GROUP = "vllmfleet"
 
@@ -374,5 +374,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
     for path in state.written:
         terminalreporter.write_line(f"report: {path}")
-    if state.fleet is not None and state.fleet.endpoints.logs:
-        terminalreporter.write_line(f"local fleet logs: {state.fleet.endpoints.logs}")
+    if state.fleet is not None and state.fleet.logs:
+        terminalreporter.write_line(f"local fleet logs: {state.fleet.logs}")

@@ -10,6 +10,7 @@
     ├── BackupError                 a backup is missing, corrupt or escapes the backup store
     ├── DeployError                 a deploy failed; carries the report (and rollback outcome)
     └── LocalFleetError             the local fleet could not start, stop or be found
+        └── StartFailed             one of its processes exited or never became healthy
 
 Each exception's message is meant for a person: it names the file, host, field or
 value involved and says what to do. Code at the user boundary (Invoke tasks, the
@@ -92,3 +93,7 @@ class DeployError(FleetError):
 
 class LocalFleetError(FleetError):
     """The local fleet could not be started, stopped or found."""
+
+
+class StartFailed(LocalFleetError):
+    """A process of the local fleet exited or did not become healthy in time."""

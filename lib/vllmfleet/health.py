@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,10 +26,9 @@ import httpx
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from vllmfleet.client import error_message
-from vllmfleet.deploy_plan import Expect
 from vllmfleet.errors import DeployError, FleetError
-from vllmfleet.inventory import Inventory
-from vllmfleet.remote_base import HostAdapter
+from vllmfleet.inventory import Endpoints, Inventory
+from vllmfleet.remote import HostAdapter, ServiceName
 
 HTTP_TIMEOUT_S = 5.0
 TOKEN_TIMEOUT_S = 60.0
@@ -38,6 +37,19 @@ GPU_QUERY = "nvidia-smi --query-gpu=memory.used,memory.total --format=csv,nohead
 DEAD_STATES = frozenset({"exited", "dead", "missing", "restarting", "failed", "stopped",
                          "inactive", "removing"})
 PING = [{"role": "user", "content": "Say OK."}]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expect:
+    """What one service must show once restarted, and how long it may take to start."""
+
+    service: ServiceName
+    url: str  # the server root, e.g. http://wintermute.lan:8000
+    timeout_s: float
+    served_model_name: str | None = None  # vllm
+    max_model_len: int | None = None  # vllm
+    models: tuple[str, ...] = ()  # proxy: every name clients may send
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,24 +188,6 @@ def gpu_memory(host: str, adapter: HostAdapter) -> Check:
 
 
 # --- the whole fleet ------------------------------------------------------------------------
-
-@dataclass(frozen=True, kw_only=True)
-class Endpoints:
-    """Where to reach each vLLM server and the proxy, and the master key."""
-
-    hosts: Mapping[str, str]
-    proxy: str
-    key: str | None
-    key_hint: str = ""
-
-
-def endpoints_of(inventory: Inventory, *, key: str | None) -> Endpoints:
-    from vllmfleet.deploy_plan import proxy_url, vllm_url
-
-    return Endpoints(hosts={n: vllm_url(h) for n, h in inventory.vllm_hosts.items()},
-                     proxy=proxy_url(inventory), key=key,
-                     key_hint=f"set {inventory.proxy.master_key_env} to the proxy's master key")
-
 
 def host_checks(inventory: Inventory, name: str, endpoints: Endpoints,
                 adapter: Callable[[str], HostAdapter] | None) -> list[Check]:

@@ -19,7 +19,7 @@ from pytest_vllmfleet.fleet import Fleet
 from pytest_vllmfleet.markers import Burst
 from pytest_vllmfleet.plugin import Recorder
 from vllmfleet.client import Result
-from vllmfleet.load import burst_problems, outcome, run_requests
+from vllmfleet.client.load import burst_problems, outcome, run_requests
 
 pytestmark = pytest.mark.burst
 

@@ -19,7 +19,7 @@ from pytest_vllmfleet.fleet import Fleet
 from pytest_vllmfleet.markers import ContextLimit
 from pytest_vllmfleet.plugin import Recorder
 from vllmfleet.client import Result
-from vllmfleet.load import Stats
+from vllmfleet.client.load import Stats
 
 pytestmark = pytest.mark.context_limit
 

@@ -29,8 +29,8 @@ from pytest_vllmfleet.checks import (
 from pytest_vllmfleet.fleet import Fleet
 from pytest_vllmfleet.plugin import Recorder
 from vllmfleet.client import FleetClient
+from vllmfleet.client.prompts import PromptBuilder
 from vllmfleet.inventory import Alias
-from vllmfleet.prompts import PromptBuilder
 
 pytestmark = pytest.mark.rejection
 

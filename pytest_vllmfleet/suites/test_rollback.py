@@ -4,7 +4,7 @@ backup and the behaviour (served names, max_model_len, proxy limits) equals the 
 Per selected host: record a baseline, deploy a changed config (max_model_len one rung down
 the OOM ladder, 16384 → 12288, with the host's aliases' max_input_tokens scaled to match)
 to the host and the proxy, observe the change, roll both back to the backups the deploy
-took, and compare. The procedure is :func:`vllmfleet.rollback_check.run_cycle`: the real
+took, and compare. The procedure is :func:`vllmfleet.acceptance.rollback.run_cycle`: the real
 deploy and rollback code, backups and health gates included.
 
 ``--fleet local`` (default): the fleet runs on this machine as deployable local hosts — each
@@ -27,11 +27,11 @@ import pytest
 
 from pytest_vllmfleet.checks import fail_with
 from pytest_vllmfleet.plugin import state_of
-from vllmfleet.deploy import Options
-from vllmfleet.deploy_run import Access, deploy_all
+from vllmfleet.acceptance.rollback import run_cycle, to_json
+from vllmfleet.deploy.apply import Options
+from vllmfleet.deploy.run import Access, deploy_all
 from vllmfleet.errors import FleetError
 from vllmfleet.inventory import Inventory, load
-from vllmfleet.rollback_check import run_cycle, to_json
 
 pytestmark = pytest.mark.rollback
 
@@ -54,7 +54,7 @@ def _say(message: str) -> None:
 def rollback_target(request: pytest.FixtureRequest,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     """The fleet to deploy to: local deployable hosts (installed once) or the real fleet."""
-    from vllmfleet.deploy_local import LocalHosts, localize
+    from vllmfleet.localfleet.hosts import LocalHosts, localize
 
     state = state_of(request.config)
     inventory = state.require()

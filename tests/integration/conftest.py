@@ -14,7 +14,7 @@ from fleetkit import TEMPLATES, LocalFleet, inventory_with_probes
 
 from vllmfleet import localfleet
 from vllmfleet.inventory import Inventory
-from vllmfleet.localfleet_proc import is_ours
+from vllmfleet.localfleet.processes import is_ours
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ PATH) for one test and stops every container it started afterwards, by PID.
 :func:`write_inventory` writes a test inventory (next to a copy of the templates): GPU hosts
 of platform ``linux`` over the sshd, on free ports, each with its own workdir and container,
 and a proxy host of platform ``local`` (the proxy runs on this machine, see
-:class:`vllmfleet.deploy_local.LocalHosts`; nothing is ever written to this machine's /etc).
+:class:`vllmfleet.localfleet.hosts.LocalHosts`; nothing is ever written to this machine's /etc).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import yaml
 from sshd import Sshd
 
 from vllmfleet.inventory import Host, Inventory, load
-from vllmfleet.localfleet_proc import free_port
+from vllmfleet.localfleet.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "configs" / "fleet.yaml"

@@ -24,12 +24,11 @@ from docker_host import (  # noqa: F401  (_docker_state, docker_shim: fixtures)
 )
 from sshd import Sshd, sshd_server  # noqa: F401  (the fixture)
 
-from vllmfleet.deploy import Options
-from vllmfleet.deploy_local import LocalHosts
-from vllmfleet.deploy_run import Access, deploy_all, summary
+from vllmfleet.deploy.apply import Options
+from vllmfleet.deploy.run import Access, deploy_all, summary
 from vllmfleet.inventory import Host, Inventory
-from vllmfleet.remote import adapter_for
-from vllmfleet.remote_base import HostAdapter
+from vllmfleet.localfleet.hosts import LocalHosts
+from vllmfleet.remote import HostAdapter, adapter_for
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vllmfleet.rollback_check import Cycle, Observation
+from vllmfleet.acceptance.rollback import Cycle, Observation
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[2]

@@ -26,11 +26,11 @@ from docker_host import (  # noqa: F401  (_docker_state, docker_shim: fixtures)
 )
 from sshd import Sshd, sshd_server  # noqa: F401  (the fixture)
 
-from vllmfleet import backups, locks
-from vllmfleet.deploy import Options, Outcome
-from vllmfleet.deploy_run import Access, deploy_host, rollback_host
+from vllmfleet.deploy import backups, locks
+from vllmfleet.deploy.apply import Options, Outcome
+from vllmfleet.deploy.run import Access, deploy_host, rollback_host
 from vllmfleet.inventory import Inventory
-from vllmfleet.remote_ssh import SSHTransport
+from vllmfleet.remote import SSHTransport
 
 HOST = "gpu1"
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vllmfleet.localfleet_proc import is_ours
+from vllmfleet.localfleet.processes import is_ours
 
 ROOT = Path(__file__).resolve().parents[2]
 

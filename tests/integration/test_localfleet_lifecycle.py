@@ -11,7 +11,7 @@ from fleetkit import REFERENCE, LocalFleet
 
 from vllmfleet import inventory, localfleet
 from vllmfleet.errors import LocalFleetError
-from vllmfleet.localfleet_proc import is_ours
+from vllmfleet.localfleet.processes import is_ours
 
 
 def test_status_shows_every_process_healthy(local_fleet: LocalFleet) -> None:

@@ -14,7 +14,7 @@ import paramiko
 import pytest
 from sshd import Sshd, sshd_log, sshd_server  # noqa: F401  (sshd_server is the fixture)
 
-from vllmfleet import backups
+from vllmfleet.deploy import backups
 from vllmfleet.errors import HostError
 from vllmfleet.inventory import load
 from vllmfleet.remote import HostAdapter, adapter_for

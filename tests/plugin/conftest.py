@@ -23,7 +23,7 @@ import yaml
 
 from vllmfleet import render
 from vllmfleet.inventory import load
-from vllmfleet.localfleet_proc import free_port, spawn, stop, wait_healthy
+from vllmfleet.localfleet.processes import free_port, spawn, stop, wait_healthy
 
 # httpx imports httpcore lazily and caches its exception classes on first use; pytester
 # drops modules imported during a test, so a later test would get a fresh httpcore whose

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from vllmfleet import backups
+from vllmfleet.deploy import backups
 from vllmfleet.errors import BackupError, HostError
 from vllmfleet.inventory import SSH, Host
 from vllmfleet.remote import LocalAdapter, adapter_for

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from vllmfleet import capacity
-from vllmfleet.capacity import CapacityInput, GiB, estimate
 from vllmfleet.errors import CapacityError
 from vllmfleet.inventory import load
+from vllmfleet.vllm import capacity
+from vllmfleet.vllm.capacity import CapacityInput, GiB, estimate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,17 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from vllmfleet import backups, deploy, health, locks
-from vllmfleet.deploy import Options, Outcome
-from vllmfleet.deploy_diagnose import diagnose
-from vllmfleet.deploy_plan import Desired, Expect
-from vllmfleet.deploy_run import restorable, summary
+from vllmfleet import health
+from vllmfleet.deploy import apply as deploy
+from vllmfleet.deploy import backups, locks
+from vllmfleet.deploy.apply import Options, Outcome
+from vllmfleet.deploy.diagnose import diagnose
+from vllmfleet.deploy.plan import Desired, Expect
+from vllmfleet.deploy.run import restorable, summary
 from vllmfleet.errors import DeployError, HostError
 from vllmfleet.inventory import Inventory, load
-from vllmfleet.remote_base import HostAdapter, Result
-from vllmfleet.remote_local import CallableService, LocalAdapter
-from vllmfleet.remote_logs import follow
-from vllmfleet.remote_windows import WindowsAdapter
+from vllmfleet.remote import (
+    CallableService,
+    CommandResult,
+    HostAdapter,
+    LocalAdapter,
+    WindowsAdapter,
+    follow,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = "/opt/vllmfleet/vllm-compose.yaml"
@@ -268,7 +274,7 @@ class WindowsWire:
         self.files: dict[str, bytes] = {}
         self.scripts: list[str] = []
 
-    def run(self, command: str, *, timeout: float | None = None) -> Result:
+    def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
         script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
         self.scripts.append(script)
         put = re.search(r"\$target = '([^']+)'\n\$tmp = '([^']+)'", script)
@@ -279,10 +285,10 @@ class WindowsWire:
         if move:
             src, dst, force = "/" + move[1], "/" + move[2], move[3]
             if dst in self.files and not force:
-                return Result(command=command, exit_code=1, stdout="",
+                return CommandResult(command=command, exit_code=1, stdout="",
                               stderr="Cannot create a file when that file already exists.")
             self.files[dst] = self.files.pop(src)
-        return Result(command=command, exit_code=0, stdout="", stderr="")
+        return CommandResult(command=command, exit_code=0, stdout="", stderr="")
 
     def upload(self, path: str, content: bytes) -> None:
         self.files[path] = content
@@ -375,7 +381,7 @@ def test_a_failed_prune_after_a_deploy_is_a_warning(
 def test_deploy_all_keeps_every_outcome_when_pruning_fails(
         inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from vllmfleet.deploy_run import Access, deploy_all
+    from vllmfleet.deploy.run import Access, deploy_all
     from vllmfleet.inventory import Host as InventoryHost
 
     def broken(store: Path, host: str, *, keep: int) -> list[str]:
@@ -399,7 +405,7 @@ def test_deploy_all_keeps_every_outcome_when_pruning_fails(
 
 def test_a_snapshot_whose_prune_fails_still_returns_the_backup(
         inv: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vllmfleet.deploy_run import Access, snapshot
+    from vllmfleet.deploy.run import Access, snapshot
 
     def broken(store: Path, host: str, *, keep: int) -> list[str]:
         raise OSError(30, "Read-only file system", str(store / host))

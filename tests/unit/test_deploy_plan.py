@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vllmfleet import render
-from vllmfleet.deploy_plan import (
+from vllmfleet.deploy.plan import (
     Change,
     Desired,
     expectations,
@@ -18,7 +18,7 @@ from vllmfleet.deploy_plan import (
     services_of,
 )
 from vllmfleet.inventory import Inventory, load
-from vllmfleet.remote_base import RemoteFile
+from vllmfleet.remote import RemoteFile
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from vllmfleet.errors import HostError
-from vllmfleet.remote_ssh import SSHTransport
+from vllmfleet.remote import SSHTransport
 
 
 class Dropped:

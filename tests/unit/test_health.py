@@ -10,10 +10,9 @@ import httpx
 import pytest
 
 from vllmfleet import health
-from vllmfleet.deploy_plan import Expect
+from vllmfleet.deploy.plan import Expect
 from vllmfleet.errors import DeployError
-from vllmfleet.remote_base import HostAdapter, RemoteFile, Result, ServiceStatus
-from vllmfleet.remote_logs import new_lines
+from vllmfleet.remote import CommandResult, HostAdapter, RemoteFile, ServiceStatus, new_lines
 
 
 def client(routes: dict[str, Any]) -> httpx.Client:
@@ -72,7 +71,7 @@ def test_proxy_checks_need_the_key_and_every_alias_to_answer() -> None:
 class FakeHost(HostAdapter):
     host, platform = "w", "linux"
 
-    def __init__(self, result: Result, state: str = "running") -> None:
+    def __init__(self, result: CommandResult, state: str = "running") -> None:
         self.result, self.state = result, state
 
     @property
@@ -86,7 +85,8 @@ class FakeHost(HostAdapter):
 
     def remove(self, remote_path: str) -> None: ...
 
-    def run(self, command: str, *, check: bool = True, timeout: float | None = None) -> Result:
+    def run(self, command: str, *, check: bool = True,
+            timeout: float | None = None) -> CommandResult:
         return self.result
 
     def restart(self, *, service: Any = None) -> None: ...
@@ -102,10 +102,10 @@ class FakeHost(HostAdapter):
 
 
 def test_gpu_memory_from_nvidia_smi_or_na() -> None:
-    ok = FakeHost(Result(command="", exit_code=0, stdout="5123, 12282\n", stderr=""))
+    ok = FakeHost(CommandResult(command="", exit_code=0, stdout="5123, 12282\n", stderr=""))
     check = health.gpu_memory("w", ok)
     assert check.ok is True and check.detail == "5123/12282 MiB (42%)"
-    missing = FakeHost(Result(command="", exit_code=127, stdout="",
+    missing = FakeHost(CommandResult(command="", exit_code=127, stdout="",
                               stderr="bash: nvidia-smi: command not found\n"))
     check = health.gpu_memory("w", missing)
     assert check.ok is None and check.detail.startswith("n/a (bash: nvidia-smi")
@@ -124,10 +124,10 @@ def test_table_and_verdict() -> None:
 
 def test_wait_gives_up_at_once_when_the_container_exits(tmp_path: Path) -> None:
     expect = Expect(service="vllm", url="http://127.0.0.1:9", timeout_s=60)
-    dead = FakeHost(Result(command="", exit_code=0, stdout="", stderr=""), state="exited")
+    dead = FakeHost(CommandResult(command="", exit_code=0, stdout="", stderr=""), state="exited")
     with pytest.raises(DeployError, match=r"stopped during start-up \(container x: exited\)"):
         health.wait_healthy(dead, expect)
-    alive = FakeHost(Result(command="", exit_code=0, stdout="", stderr=""))
+    alive = FakeHost(CommandResult(command="", exit_code=0, stdout="", stderr=""))
     with pytest.raises(DeployError, match="did not answer 200 within 0 s"):
         health.wait_healthy(alive, expect, timeout_s=0.2)
 

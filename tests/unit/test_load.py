@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from vllmfleet.client import Result
-from vllmfleet.load import (
+from vllmfleet.client.load import (
     LoadRun,
     Stats,
     burst_problems,

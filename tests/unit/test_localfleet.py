@@ -20,8 +20,8 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from vllmfleet import inventory, localfleet
 from vllmfleet.errors import LocalFleetError
-from vllmfleet.localfleet_proc import is_ours, spawn, start_ticks, stop
-from vllmfleet.localfleet_state import (
+from vllmfleet.localfleet.processes import is_ours, spawn, start_ticks, stop
+from vllmfleet.localfleet.state import (
     FleetState,
     Process,
     read_state,

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vllmfleet import locks
+from vllmfleet.deploy import locks
 from vllmfleet.errors import HostError
-from vllmfleet.remote_base import HostAdapter
-from vllmfleet.remote_local import LocalAdapter
+from vllmfleet.remote import HostAdapter, LocalAdapter
 
 PATH = "/opt/vllmfleet/" + locks.LOCK_NAME
 

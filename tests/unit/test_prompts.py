@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from vllmfleet.client import FleetClient
+from vllmfleet.client.prompts import PromptBuilder
 from vllmfleet.emulator import tokenizer
 from vllmfleet.errors import HostError
-from vllmfleet.prompts import PromptBuilder
 
 Count = Callable[[list[dict[str, str]]], int]
 

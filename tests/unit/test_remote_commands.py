@@ -27,8 +27,7 @@ import pytest
 
 from vllmfleet.errors import HostError
 from vllmfleet.inventory import Host, Inventory, load
-from vllmfleet.remote import CallableService, HostAdapter, LocalAdapter, adapter_for
-from vllmfleet.remote_base import Result
+from vllmfleet.remote import CallableService, CommandResult, HostAdapter, LocalAdapter, adapter_for
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "remote"
@@ -44,7 +43,7 @@ def counter() -> Callable[[], str]:
     return lambda: f"t{next(state)}"
 
 
-Responder = Callable[[str], Result | None]
+Responder = Callable[[str], CommandResult | None]
 
 
 @dataclass
@@ -58,14 +57,14 @@ class FakeTransport:
     commands: list[str] = field(default_factory=list)
     connection_count: int = 1
 
-    def run(self, command: str, *, timeout: float | None = None) -> Result:
+    def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
         self.commands.append(command)
         self.log.append(describe(command))
         for responder in self.responders:
             answer = responder(command)
             if answer is not None:
                 return answer
-        return Result(command=command, exit_code=0, stdout="", stderr="")
+        return CommandResult(command=command, exit_code=0, stdout="", stderr="")
 
     def upload(self, path: str, content: bytes) -> None:
         self.files[path] = content
@@ -164,9 +163,9 @@ def test_wsl_put_stages_on_windows_and_renames_inside_wsl(fleet: Inventory) -> N
 
 
 def test_wsl_put_failure_names_host_exit_code_and_stderr(fleet: Inventory) -> None:
-    def damaged(command: str) -> Result | None:
+    def damaged(command: str) -> CommandResult | None:
         if "mv -f" in (decode(command) or ""):
-            return Result(command=command, exit_code=3, stdout="",
+            return CommandResult(command=command, exit_code=3, stdout="",
                           stderr="vllmfleet: /opt/x.tmp has sha256 abc, expected def")
         return None
 
@@ -186,12 +185,12 @@ def test_wsl_read_decodes_file_and_mode(fleet: Inventory) -> None:
     content = b"\x00binary\xffcontent\n"
     encoded = base64.encodebytes(content).decode()
 
-    def answer(command: str) -> Result | None:
+    def answer(command: str) -> CommandResult | None:
         script = decode(command) or ""
         if "present.yaml" in script:
-            return Result(command=command, exit_code=0, stdout=f"present 640\n{encoded}",
+            return CommandResult(command=command, exit_code=0, stdout=f"present 640\n{encoded}",
                           stderr="")
-        return Result(command=command, exit_code=0, stdout="absent\n", stderr="")
+        return CommandResult(command=command, exit_code=0, stdout="absent\n", stderr="")
 
     transport, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
     found = wsl.read_file("/opt/vllmfleet/present.yaml")
@@ -201,10 +200,10 @@ def test_wsl_read_decodes_file_and_mode(fleet: Inventory) -> None:
 
 
 def test_wsl_service_commands(fleet: Inventory) -> None:
-    def answer(command: str) -> Result | None:
+    def answer(command: str) -> CommandResult | None:
         if "docker inspect" in (decode(command) or ""):
-            return Result(command=command, exit_code=0, stdout="running\n", stderr="")
-        return Result(command=command, exit_code=0, stdout="INFO started\n", stderr="")
+            return CommandResult(command=command, exit_code=0, stdout="running\n", stderr="")
+        return CommandResult(command=command, exit_code=0, stdout="INFO started\n", stderr="")
 
     transport, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
     wsl.restart()
@@ -215,8 +214,8 @@ def test_wsl_service_commands(fleet: Inventory) -> None:
 
 
 def test_wsl_missing_container_is_not_running(fleet: Inventory) -> None:
-    def answer(command: str) -> Result | None:
-        return Result(command=command, exit_code=1, stdout="",
+    def answer(command: str) -> CommandResult | None:
+        return CommandResult(command=command, exit_code=1, stdout="",
                       stderr="Error: No such object: vllm-wintermute")
 
     _, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
@@ -233,8 +232,8 @@ def test_wsl_bad_distro_is_refused(fleet: Inventory) -> None:
 
 
 def test_wsl_restart_failure_says_what_to_check(fleet: Inventory) -> None:
-    def answer(command: str) -> Result | None:
-        return Result(command=command, exit_code=1, stdout="",
+    def answer(command: str) -> CommandResult | None:
+        return CommandResult(command=command, exit_code=1, stdout="",
                       stderr="\x00e\x00r\x00r\x00o\x00r\x00 from wsl.exe\ncompose failed\n")
 
     _, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
@@ -253,9 +252,9 @@ LAUNCHER = "powershell -NoProfile -ExecutionPolicy Bypass -File C:/vllmfleet/vll
 
 
 def test_windows_launcher_commands_are_exact(fleet: Inventory) -> None:
-    def answer(command: str) -> Result | None:
+    def answer(command: str) -> CommandResult | None:
         if command.endswith(" Status"):
-            return Result(command=command, exit_code=3, stderr="",
+            return CommandResult(command=command, exit_code=3, stderr="",
                           stdout="container vllm-armitage: exited\nhealth x: unreachable\n")
         return None
 
@@ -269,8 +268,8 @@ def test_windows_launcher_commands_are_exact(fleet: Inventory) -> None:
 
 
 def test_windows_status_error_is_raised(fleet: Inventory) -> None:
-    def answer(command: str) -> Result | None:
-        return Result(command=command, exit_code=1, stdout="",
+    def answer(command: str) -> CommandResult | None:
+        return CommandResult(command=command, exit_code=1, stdout="",
                       stderr="vllm-launcher: config C:/vllmfleet/vllm-config.json not found")
 
     _, win = fake_adapter(fleet, "armitage", "/C:/Users/ops", answer)
@@ -304,9 +303,9 @@ def test_windows_host_cannot_run_the_proxy(fleet: Inventory) -> None:
 # --- linux (commands; the real thing runs over sshd in tests/integration) -------------------
 
 def test_linux_proxy_host_uses_systemd_with_sudo_n(fleet: Inventory) -> None:
-    def answer(command: str) -> Result | None:
+    def answer(command: str) -> CommandResult | None:
         if command.startswith("systemctl is-active"):
-            return Result(command=command, exit_code=3, stdout="failed\n", stderr="")
+            return CommandResult(command=command, exit_code=3, stdout="failed\n", stderr="")
         return None
 
     transport, motoko = fake_adapter(fleet, "motoko", "/home/ops", answer)
@@ -352,10 +351,10 @@ class ShellTransport:
     damage_uploads: bool = False
     connection_count: int = 0
 
-    def run(self, command: str, *, timeout: float | None = None) -> Result:
+    def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
         done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
                               timeout=30, check=False)
-        return Result(command=command, exit_code=done.returncode, stdout=done.stdout,
+        return CommandResult(command=command, exit_code=done.returncode, stdout=done.stdout,
                       stderr=done.stderr)
 
     def upload(self, path: str, content: bytes) -> None:
@@ -432,7 +431,7 @@ def test_staged_put_and_read_scripts_run_under_sh(fleet: Inventory,
     assert not target.exists()
 
 
-def _without_sudo(run: Callable[..., Result]) -> Callable[..., Result]:
+def _without_sudo(run: Callable[..., CommandResult]) -> Callable[..., CommandResult]:
     return lambda command, **kw: run(command.replace("sudo -n ", ""), **kw)
 
 

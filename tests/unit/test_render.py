@@ -29,11 +29,12 @@ from typing import Any
 import pytest
 import yaml
 
-from vllmfleet import render, render_proxy
+from vllmfleet import render
 from vllmfleet.errors import RenderError
 from vllmfleet.inventory import Host, Inventory, load, parse
 from vllmfleet.render import RenderedFile, litellm_config, render_all, render_host, vllm_args
-from vllmfleet.render_base import Templates
+from vllmfleet.render import proxy as render_proxy
+from vllmfleet.render.base import Templates
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "configs" / "fleet.yaml"

@@ -8,7 +8,7 @@ import pytest
 
 from vllmfleet.errors import InventoryError, Problem
 from vllmfleet.inventory import parse
-from vllmfleet.report import format_problems, summary
+from vllmfleet.inventory.problems import format_problems, summary
 
 SHIPPED = (Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml").read_text()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from vllmfleet.acceptance.reports import CSV_COLUMNS, SUMMARY_FILE, Report
 from vllmfleet.client import Result
-from vllmfleet.load import LoadRun
-from vllmfleet.reports import CSV_COLUMNS, SUMMARY_FILE, Report
+from vllmfleet.client.load import LoadRun
 
 OLD_COLUMNS = ["test_id", "request_id", "model", "max_input_tokens", "success", "latency",
                "status_code", "prompt_tokens", "completion_tokens", "total_tokens", "error"]

@@ -8,8 +8,8 @@ from typing import Literal
 import pytest
 
 from vllmfleet.errors import Problem
-from vllmfleet.schema import Context, build, describe, meta, show, spec
-from vllmfleet.yamldoc import read_yaml
+from vllmfleet.inventory.schema import Context, build, describe, meta, show, spec
+from vllmfleet.inventory.yamldoc import read_yaml
 
 
 @dataclass(frozen=True, kw_only=True)

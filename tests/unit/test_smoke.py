@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from vllmfleet import smoke
+from vllmfleet.acceptance import smoke
 from vllmfleet.client import FleetClient
 from vllmfleet.inventory import Inventory, load
 

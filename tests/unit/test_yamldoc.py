@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vllmfleet import yamldoc
 from vllmfleet.errors import InventoryError, Problem
-from vllmfleet.yamldoc import Document, Lines, read_yaml
+from vllmfleet.inventory import yamldoc
+from vllmfleet.inventory.yamldoc import Document, Lines, read_yaml
 
 SHIPPED = (Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml").read_text()
 

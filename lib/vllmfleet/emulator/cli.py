@@ -181,9 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated tokens per second, shared by the running requests")
     e.add_argument("--emulator-output-tokens", type=_positive(int), default=128,
                    help="answer length before the model 'stops' (max_tokens may cut it)")
-    e.add_argument("--emulator-inventory", metavar="PATH",
-                   help="take GPU and model facts from this inventory (with --emulator-host)")
-    e.add_argument("--emulator-host", metavar="NAME", help="the inventory host to emulate")
     e.add_argument("--emulator-gpu-vram-gib", type=_positive(float))
     e.add_argument("--emulator-gpu-reserved-gib", type=_non_negative)
     e.add_argument("--emulator-compute-capability", metavar="X.Y")
@@ -275,8 +272,7 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
     if max_model_len is None:
         if arch is None:
             raise ValueError("the emulator has no model config to derive max_model_len from: "
-                             "pass --max-model-len, --emulator-max-position-embeddings or "
-                             "--emulator-inventory with --emulator-host")
+                             "pass --max-model-len or --emulator-max-position-embeddings")
         max_model_len = arch.max_position_embeddings
     api_keys = ns.api_key or ([os.environ["VLLM_API_KEY"]] if os.environ.get("VLLM_API_KEY")
                               else [])
@@ -302,25 +298,14 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
 
 
 def _facts(ns: argparse.Namespace) -> tuple[GPUFacts | None, Architecture | None]:
-    """GPU and architecture from the inventory, or from the --emulator-… flags."""
+    """GPU and architecture from the --emulator-… flags (the local fleet derives them from
+    the inventory: :func:`vllmfleet.localfleet.facts.emulator_facts`)."""
     arch_values = {name: getattr(ns, f"emulator_{name}") for name in ARCHITECTURE_FIELDS}
     given = [f"--emulator-{k.replace('_', '-')}" for k, v in arch_values.items() if v is not None]
     capability = ns.emulator_compute_capability
     if capability is not None and not _is_capability(capability):
         raise ValueError(f"argument --emulator-compute-capability: {capability!r} is not "
                          "MAJOR.MINOR, e.g. 8.9")
-    if ns.emulator_inventory or ns.emulator_host:
-        if not (ns.emulator_inventory and ns.emulator_host):
-            raise ValueError("--emulator-inventory and --emulator-host go together: name the "
-                             "inventory file and the host to emulate")
-        if given or ns.emulator_gpu_vram_gib is not None:
-            raise ValueError("take GPU and model facts either from --emulator-inventory or "
-                             "from the --emulator-gpu-…/architecture flags, not both")
-        from vllmfleet.emulator.facts import from_inventory
-
-        return from_inventory(ns.emulator_inventory, ns.emulator_host,
-                              quantization=ns.quantization, capability=capability,
-                              reserved_gib=ns.emulator_gpu_reserved_gib)
     if ns.emulator_gpu_vram_gib is None:
         if given:
             raise ValueError("the architecture flags (" + ", ".join(given) + ") need "
@@ -330,7 +315,7 @@ def _facts(ns: argparse.Namespace) -> tuple[GPUFacts | None, Architecture | None
     if missing:
         raise ValueError("--emulator-gpu-vram-gib needs the model's architecture too; "
                          "missing: " + ", ".join(missing)
-                         + " (or use --emulator-inventory with --emulator-host)")
+)
     gpu = GPUFacts(vram_gib=ns.emulator_gpu_vram_gib,
                    reserved_gib=ns.emulator_gpu_reserved_gib or 0.0,
                    compute_capability=capability or "8.9")

@@ -2,7 +2,7 @@
 
 ``config_error`` runs before "loading the model" (vLLM checks these while building its
 config); ``capacity`` runs after it (vLLM profiles memory once the weights are loaded) and
-applies :mod:`vllmfleet.capacity`: a config that does not fit gives vLLM's own message,
+applies :mod:`vllmfleet.vllm.capacity`: a config that does not fit gives vLLM's own message,
 including the estimated maximum model length; one that fits gives the KV cache size that
 drives the emulator's KV-usage gauge and admission.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vllmfleet.capacity import CapacityInput, estimate
 from vllmfleet.emulator.config import EmulatorConfig
 from vllmfleet.errors import CapacityError
-from vllmfleet.rules import FP8_E4M3_MIN_CAPABILITY, QUANT_MIN_CAPABILITY
+from vllmfleet.vllm.capacity import CapacityInput, estimate
+from vllmfleet.vllm.kernels import FP8_E4M3_MIN_CAPABILITY, QUANT_MIN_CAPABILITY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +76,7 @@ def capacity(cfg: EmulatorConfig) -> Capacity:
     if inp is None:
         return Capacity(kv_capacity_tokens=fallback, warnings=[
             "No GPU or model facts given (--emulator-gpu-vram-gib and the architecture "
-            "flags, or --emulator-inventory with --emulator-host): capacity check skipped; "
+            "flags): capacity check skipped; "
             f"KV cache taken as max_model_len x max_num_seqs = {fallback:,} tokens"])
     warnings = []
     assert cfg.gpu is not None

@@ -41,7 +41,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except InventoryError as exc:
-        from vllmfleet.report import format_problems
+        from vllmfleet.inventory.problems import format_problems
 
         raise Exit(format_problems(exc.problems, color=sys.stderr.isatty()), code=1) from None
     except FleetError as exc:

@@ -13,7 +13,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from vllmfleet import backups
+from vllmfleet.deploy import backups
 from vllmfleet.errors import BackupError, FleetError
 from vllmfleet.tasks._common import load_inventory, pick_hosts, user_errors
 from vllmfleet.tasks.deploy import access, conf, options, say
@@ -38,7 +38,7 @@ def _hosts(c: Context, store: Path, host: str | None, inventory: str | None) -> 
 @task(help={"host": _HOST, "inventory": _INV})
 def create(c: Context, host: str | None = None, inventory: str | None = None) -> None:
     """Back up every host's deployed files as they are now (changes nothing on the hosts)."""
-    from vllmfleet import deploy_run
+    from vllmfleet.deploy import run as deploy_run
 
     inv = load_inventory(c, inventory)
     acc, opts = access(c, inv), options(c, inv)

@@ -17,7 +17,7 @@ _INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
 @task(help={"inventory": _INV})
 def validate(c: Context, inventory: str | None = None) -> None:
     """Check the inventory: types, references, limits against vLLM and the GPUs."""
-    from vllmfleet.report import format_problems
+    from vllmfleet.inventory.problems import format_problems
 
     inv = load_inventory(c, inventory)
     if inv.warnings:
@@ -32,11 +32,12 @@ def validate(c: Context, inventory: str | None = None) -> None:
 def plan(c: Context, inventory: str | None = None, host: str | None = None,
          json: bool = False) -> None:
     """Predict whether each host's vLLM config fits its GPU (weights, KV cache, headroom)."""
-    import vllmfleet.capacity as capacity
+    from vllmfleet.inventory.plan import plan as capacity_plan
+    from vllmfleet.vllm.capacity_report import format_table, to_json
 
     inv = load_inventory(c, inventory)
-    rows = capacity.plan(inv, pick_hosts(inv, host, vllm_only=True))
-    print(capacity.to_json(rows) if json else capacity.format_table(rows))
+    rows = capacity_plan(inv, pick_hosts(inv, host, vllm_only=True))
+    print(to_json(rows) if json else format_table(rows))
     misfits = [name for name, report in rows if not report.fits]
     if misfits:
         raise Exit(f"does not fit: {', '.join(misfits)} (see above for the largest settings "

@@ -27,8 +27,8 @@ from vllmfleet.inventory import Inventory, load
 from vllmfleet.tasks._common import load_inventory, setting, user_errors
 
 if TYPE_CHECKING:  # the deploy machinery (Fabric, httpx) loads when a task runs, not for --list
-    from vllmfleet.deploy import Options, Outcome
-    from vllmfleet.deploy_run import Access, Sudo
+    from vllmfleet.deploy.apply import Options, Outcome
+    from vllmfleet.deploy.run import Access, Sudo
 
 #: This module's keys of the ``vllmfleet`` config namespace (tasks.py merges them in).
 #: The numbers are None here (their values are in NUMBERS): invoke casts an INVOKE_VLLMFLEET_*
@@ -98,7 +98,7 @@ def say(message: str) -> None:
 
 
 def access(c: Context, inventory: Inventory) -> Access:
-    from vllmfleet.deploy_run import Access
+    from vllmfleet.deploy.run import Access
 
     sudo = str(conf(c, "sudo")).lower()
     sudo = {"true": "all", "yes": "all", "false": "none", "no": "none"}.get(sudo, sudo)
@@ -112,7 +112,7 @@ def access(c: Context, inventory: Inventory) -> Access:
 
 def options(c: Context, inventory: Inventory, *, dry_run: bool = False,
             force_unlock: bool = False) -> Options:
-    from vllmfleet.deploy import Options
+    from vllmfleet.deploy.apply import Options
 
     env = inventory.proxy.master_key_env
     with user_errors():
@@ -127,7 +127,7 @@ def options(c: Context, inventory: Inventory, *, dry_run: bool = False,
 
 def finish(outcomes: Sequence[Outcome], *, action: str) -> None:
     """Print diffs, reports and a summary; exit 1 when a host failed."""
-    from vllmfleet.deploy_run import summary
+    from vllmfleet.deploy.run import summary
 
     for o in outcomes:
         if o.result == "planned":
@@ -145,7 +145,7 @@ def finish(outcomes: Sequence[Outcome], *, action: str) -> None:
 
 def _deploy(c: Context, name: str | None, *, inventory: str | None, dry_run: bool,
             force_unlock: bool) -> None:
-    from vllmfleet import deploy_run
+    from vllmfleet.deploy import run as deploy_run
 
     inv = load_inventory(c, inventory)
     acc, opts = access(c, inv), options(c, inv, dry_run=dry_run, force_unlock=force_unlock)

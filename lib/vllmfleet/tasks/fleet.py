@@ -100,16 +100,14 @@ def status(c: Context) -> None:
 def demo(c: Context, inventory: str | None = None, speed: str | None = None,
          keep: bool = False) -> None:
     """The main job on the local fleet: start it, smoke-test proxy and hosts, report, stop."""
-    from vllmfleet.smoke import Endpoints, format_smoke, run_smoke
+    from vllmfleet.acceptance.smoke import format_smoke, run_smoke
 
     inv = load_inventory(c, inventory)
     started = time.monotonic()
     state = _start(c, inventory, None, speed)
     try:
         print(_describe(state), end="\n\n")
-        endpoints = Endpoints(proxy_url=state.proxy_url, api_key=state.master_key,
-                              hosts=state.host_urls)
-        report = asyncio.run(run_smoke(inv, endpoints))
+        report = asyncio.run(run_smoke(inv, state.endpoints()))
         print(format_smoke(report))
     finally:
         if not keep:

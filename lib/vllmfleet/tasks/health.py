@@ -24,6 +24,7 @@ def health(c: Context, host: str | None = None, local: bool = False, no_ssh: boo
     """Check vLLM /health and /v1/models, proxy readiness, one token per alias, GPU memory."""
     from vllmfleet import health as checks
     from vllmfleet import localfleet
+    from vllmfleet.inventory import endpoints_of
 
     inv = load_inventory(c, inventory)
     names = pick_hosts(inv, host)
@@ -33,12 +34,10 @@ def health(c: Context, host: str | None = None, local: bool = False, no_ssh: boo
             if state is None:
                 raise Exit("error: no local fleet is running; start one with `inv fleet.up`",
                            code=1)
-            endpoints = checks.Endpoints(hosts=state.state.host_urls,
-                                         proxy=state.state.proxy_url,
-                                         key=state.state.master_key)
+            endpoints = state.state.endpoints()
             adapter = None
         else:
-            endpoints = checks.endpoints_of(
+            endpoints = endpoints_of(
                 inv, key=os.environ.get(inv.proxy.master_key_env) or None)
             acc = access(c, inv)
             adapter = None if no_ssh else (lambda n: acc.adapter(inv, inv.hosts[n]))

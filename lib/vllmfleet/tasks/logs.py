@@ -1,7 +1,7 @@
 """logs.<host>: the tail of a host's vLLM container log (or the proxy unit's journal).
 
 ``--follow`` keeps polling the tail and prints the lines that are new (Ctrl-C stops it):
-:mod:`vllmfleet.remote_logs` does that.
+:mod:`vllmfleet.remote.logs` does that.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from vllmfleet.remote_base import ServiceName
-from vllmfleet.remote_logs import follow
+from vllmfleet.remote import ServiceName, follow
 from vllmfleet.tasks._common import load_inventory, user_errors
 from vllmfleet.tasks.deploy import access
 

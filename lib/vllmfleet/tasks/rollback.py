@@ -29,7 +29,7 @@ _HELP = {
 
 def _rollback(c: Context, name: str, *, to: str | None, inventory: str | None,
               force_unlock: bool) -> None:
-    from vllmfleet import deploy_run
+    from vllmfleet.deploy import run as deploy_run
 
     inv = load_inventory(c, inventory)
     acc, opts = access(c, inv), options(c, inv, force_unlock=force_unlock)

@@ -1,0 +1,164 @@
+"""Reports of the acceptance suites: CSV per suite, a JSON summary, a terminal table.
+
+The suites add every request they make to one :class:`Report` (a group per test), and
+:meth:`Report.write` produces, in the artifacts directory:
+
+- ``<suite>_test_results.csv`` (``context_test_results.csv``, ``burst_test_results.csv``,
+  ``rejection_test_results.csv``): one row per request. The first columns are those of the
+  fleet's old test scripts (``test_id, request_id, model, max_input_tokens, success, latency,
+  status_code, prompt_tokens, completion_tokens, total_tokens, error``), then ``host,
+  target, ttft, status_class, retry_after``. Times are in seconds; an empty cell means
+  "not measured" (no answer, no streamed token, no header).
+- ``acceptance_summary.json``: per test, the sample counts, P50/P90/P99 (``null`` where
+  the samples cannot support the percentile, see :mod:`vllmfleet.client.load`), outcomes and the
+  peak running/waiting requests seen in the backend's metrics.
+
+:meth:`Report.table` is the same summary as text, for the end of a pytest run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vllmfleet.client.load import LoadRun, ResultStats
+
+if TYPE_CHECKING:  # the client (httpx) is not needed to summarise results
+    from vllmfleet.client import Result
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "test_id", "request_id", "model", "max_input_tokens", "success", "latency", "status_code",
+    "prompt_tokens", "completion_tokens", "total_tokens", "error",
+    "host", "target", "ttft", "status_class", "retry_after",
+)
+SUMMARY_FILE = "acceptance_summary.json"
+
+
+def csv_name(suite: str) -> str:
+    return f"{suite}_test_results.csv"
+
+
+@dataclass(kw_only=True)
+class Group(ResultStats):
+    """The requests of one test (one host, one target), with what was seen meanwhile."""
+
+    suite: str
+    test_id: str
+    host: str
+    target: str
+    model: str
+    max_input_tokens: int | None
+    label: str = ""  # what the test sent, in a few words ("over max_input", "5 at once")
+    results: list[Result] = field(default_factory=list)
+    peak_running: float | None = None
+    peak_waiting: float | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [_row(self, i, r) for i, r in enumerate(self.results, start=1)]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite, "test_id": self.test_id, "label": self.label,
+            "host": self.host,
+            "target": self.target, "model": self.model,
+            "max_input_tokens": self.max_input_tokens,
+            "requests": len(self.results), "ok": sum(r.ok for r in self.results),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "latency_s": self.latency.as_dict(), "ttft_s": self.ttft.as_dict(),
+            "peak_running": self.peak_running, "peak_waiting": self.peak_waiting,
+        }
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _row(group: Group, i: int, r: Result) -> dict[str, Any]:
+    def opt(value: int | None) -> str:
+        return "" if value is None else str(value)
+
+    return {
+        "test_id": group.test_id, "request_id": i, "model": r.model or group.model,
+        "max_input_tokens": opt(group.max_input_tokens), "success": r.ok,
+        "latency": _num(r.latency_s), "status_code": r.status,
+        "prompt_tokens": opt(r.prompt_tokens), "completion_tokens": opt(r.completion_tokens),
+        "total_tokens": opt(r.total_tokens), "error": r.error,
+        "host": group.host, "target": group.target, "ttft": _num(r.ttft_s),
+        "status_class": r.status_class, "retry_after": _num(r.retry_after, 1),
+    }
+
+
+class Report:
+    """Every request the suites made in one session, grouped by test."""
+
+    def __init__(self) -> None:
+        self.groups: list[Group] = []
+
+    def add(self, *, suite: str, test_id: str, host: str, target: str, model: str,
+            results: Sequence[Result], max_input_tokens: int | None = None,
+            label: str = "", run: LoadRun | None = None) -> Group:
+        """Record ``results`` of one test; ``run`` adds the metrics peaks of a load run."""
+        group = Group(suite=suite, test_id=test_id, host=host, target=target, model=model,
+                      max_input_tokens=max_input_tokens, label=label, results=list(results))
+        if run is not None:
+            group.peak_running, group.peak_waiting = run.peak_running, run.peak_waiting
+        self.groups.append(group)
+        return group
+
+    @property
+    def suites(self) -> list[str]:
+        return sorted({g.suite for g in self.groups})
+
+    def summary(self, **meta: Any) -> dict[str, Any]:
+        return {**meta, "percentiles": "a percentile q needs at least 1/(1-q) samples "
+                                       "(P50: 2, P90: 10, P99: 100); below that it is null",
+                "tests": [g.summary() for g in self.groups]}
+
+    def write(self, directory: Path, **meta: Any) -> list[Path]:
+        """Write one CSV per suite that ran and the JSON summary; return the paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for suite in self.suites:
+            path = directory / csv_name(suite)
+            with path.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+                writer.writeheader()
+                for group in self.groups:
+                    if group.suite == suite:
+                        writer.writerows(group.rows())
+            written.append(path)
+        path = directory / SUMMARY_FILE
+        path.write_text(json.dumps(self.summary(**meta), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+        return written
+
+    def table(self) -> str:
+        """The summary as an aligned text table (times in milliseconds)."""
+        head = ("suite", "sent", "host", "target", "model", "2xx/n", "p50", "p90", "p99",
+                "ttft p50", "peak run/wait", "outcomes")
+        rows = [head]
+        for g in self.groups:
+            lat, ttft = g.latency, g.ttft
+            peaks = "" if g.peak_running is None and g.peak_waiting is None else \
+                f"{_peak(g.peak_running)}/{_peak(g.peak_waiting)}"
+            rows.append((g.suite, g.label, g.host, g.target, g.model,
+                         f"{sum(r.ok for r in g.results)}/{len(g.results)}",
+                         _ms(lat.p50), _ms(lat.p90), _ms(lat.p99), _ms(ttft.p50), peaks,
+                         ", ".join(f"{n} x {k}" for k, n in sorted(g.outcomes.items()))))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True))
+                 + "  " + r[-1] for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(line.rstrip() for line in lines)
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _peak(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"

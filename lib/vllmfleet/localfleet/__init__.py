@@ -1,0 +1,39 @@
+"""The local fleet on 127.0.0.1: a vLLM stand-in per GPU host and the real LiteLLM proxy.
+
+==========  =======================================================================================
+fleet       :func:`up`, :func:`down`, :func:`status` (``inv fleet.*``)
+processes   starting, health-waiting and stopping processes we started (by PID and start time)
+state       ``state.json``: what runs where, the 0600 master key, the per-folder lock
+facts       an inventory host's GPU and model as the emulator's ``--emulator-…`` flags
+hosts       the inventory as deployable local hosts (deploy/rollback without SSH)
+==========  =======================================================================================
+"""
+
+from __future__ import annotations
+
+from vllmfleet.localfleet.fleet import (
+    DEFAULT_BUILD_DIR,
+    ENGINES,
+    ComponentStatus,
+    Engine,
+    FleetStatus,
+    Progress,
+    down,
+    status,
+    up,
+)
+from vllmfleet.localfleet.state import FleetState, Process
+
+__all__ = [
+    "DEFAULT_BUILD_DIR",
+    "ENGINES",
+    "ComponentStatus",
+    "Engine",
+    "FleetState",
+    "FleetStatus",
+    "Process",
+    "Progress",
+    "down",
+    "status",
+    "up",
+]

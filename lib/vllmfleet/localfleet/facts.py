@@ -1,0 +1,46 @@
+"""The emulator's view of an inventory host: its GPU and its model, as ``--emulator-…`` flags.
+
+The inventory says what card the host has and the model's architecture; the launch arguments
+(as rendered for that host) say how vLLM runs. The weights follow the launch arguments'
+``--quantization`` (``awq_marlin`` loads the ``awq`` checkpoint), as they would on the host.
+The emulator itself never reads the inventory: it gets these flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vllmfleet.emulator.config import ARCHITECTURE_FIELDS
+from vllmfleet.errors import LocalFleetError
+from vllmfleet.inventory import Inventory
+from vllmfleet.inventory.plan import input_for
+from vllmfleet.render import flag_value
+from vllmfleet.vllm.kernels import weight_format
+
+
+def emulator_facts(inventory: Inventory, host_name: str, *,
+                   launch: Sequence[str] = ()) -> list[str]:
+    """The ``--emulator-gpu-…`` and architecture flags of ``host_name``.
+
+    ``launch``: the vLLM arguments the emulator starts with; their ``--quantization`` picks
+    the weights (default: the inventory's).
+    """
+    inp = input_for(inventory, host_name)
+    host = inventory.hosts[host_name]
+    assert host.gpu is not None and host.vllm is not None
+    model = inventory.model_of(host)
+    quantization = flag_value(launch, "--quantization") if launch else host.vllm.quantization
+    fmt = weight_format(quantization)
+    weights = model.weights_gib.get(fmt)
+    if weights is None:
+        raise LocalFleetError(
+            f"{host_name}: --quantization {quantization}: models.{model.name}.weights_gib in "
+            f"{inventory.path} has no {fmt!r} entry; add one or launch with one of "
+            + ", ".join(sorted(model.weights_gib)))
+    flags = ["--emulator-gpu-vram-gib", repr(inp.vram_gib),
+             "--emulator-gpu-reserved-gib", repr(inp.reserved_gib),
+             "--emulator-compute-capability", host.gpu.compute_capability]
+    for name in ARCHITECTURE_FIELDS:
+        value = weights if name == "weights_gib" else getattr(inp, name)
+        flags += [f"--emulator-{name.replace('_', '-')}", repr(value)]
+    return flags

@@ -1,0 +1,293 @@
+"""The local fleet: one vLLM stand-in per GPU host and a real LiteLLM proxy, on 127.0.0.1.
+
+:func:`up` starts, from one inventory, an engine per vLLM host (the emulator by default,
+launched with exactly :func:`vllmfleet.render.vllm_args` but bound to 127.0.0.1 and a free
+port) and a LiteLLM proxy from the rendered config (api_base pointed at those engines;
+config, ``vllmfleet_limits.json`` and ``vllmfleet_hooks.py`` side by side in
+``build_dir/litellm``), waits until every one is healthy and records PIDs, ports, URLs
+and log paths in ``build_dir/state.json``. :func:`down` stops exactly those PIDs;
+:func:`status` reports them. Logs go to ``build_dir/logs``; the master key, generated per
+fleet, to ``build_dir/master_key`` (mode 0600), and the proxy gets it through the
+environment variable the inventory names.
+
+One fleet per build folder: ``up`` on a folder whose recorded fleet is alive and healthy
+returns that fleet (same inventory) or refuses (anything else); a state file whose
+processes are all gone is stale and cleaned. A start-up failure stops everything already
+started and raises :class:`~vllmfleet.errors.LocalFleetError` naming the host, the exit
+code and the last lines of its log (vLLM's own message).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from vllmfleet import render
+from vllmfleet.errors import LocalFleetError, StartFailed
+from vllmfleet.inventory import Host, Inventory
+from vllmfleet.localfleet.facts import emulator_facts
+from vllmfleet.localfleet.processes import (
+    free_port,
+    is_ours,
+    spawn,
+    stop,
+    wait_healthy,
+)
+from vllmfleet.localfleet.state import (
+    KEY_FILE,
+    FleetState,
+    Process,
+    clear_state,
+    locked,
+    read_state,
+    write_secret,
+    write_state,
+)
+
+__all__ = ["ComponentStatus", "FleetState", "FleetStatus", "Process", "down", "status", "up"]
+
+Engine = Literal["emulator"]
+ENGINES: tuple[str, ...] = ("emulator",)
+DEFAULT_BUILD_DIR = Path("build/localfleet")
+EMULATOR_START_TIMEOUT_S = 60.0
+Progress = Callable[[str], None]
+
+
+def _emulator_argv(inventory: Inventory, host: Host, *, port: int, speed: float,
+                   extra: Sequence[str]) -> list[str]:
+    args = render.vllm_args(host, bind="127.0.0.1", port=port)
+    return [sys.executable, "-m", "vllmfleet.emulator", *args,
+            *emulator_facts(inventory, host.name, launch=args),
+            "--emulator-time-scale", repr(1.0 / speed),
+            *extra]
+
+
+def _proxy_argv(config: Path, port: int) -> list[str]:
+    return [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", str(config),
+            "--host", "127.0.0.1", "--port", str(port)]
+
+
+def _proxy_env(inventory: Inventory, key: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",   # no price-map download at start
+        inventory.proxy.master_key_env: key,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("VLLMFLEET_LIMITS", None)  # the limits file beside the hooks is the one
+    return env
+
+
+def _write_proxy_files(inventory: Inventory, folder: Path, ports: Mapping[str, int],
+                       templates: Path | None) -> Path:
+    files = render.render_proxy(
+        inventory, api_base=lambda h: f"http://127.0.0.1:{ports[h.name]}/v1",
+        templates=templates)
+    local = [dataclasses.replace(f, relpath=Path(f.relpath).name) for f in files]
+    render.write(local, folder)
+    config = Path(files[0].relpath).name  # the bundle starts with the config
+    return folder / config
+
+
+def _check_options(inventory: Inventory, engine: str, speed: float) -> None:
+    if engine not in ENGINES:
+        raise LocalFleetError(f"engine {engine!r} is not supported by the local fleet; use one "
+                              f"of: {', '.join(ENGINES)}")
+    if not speed > 0:
+        raise LocalFleetError(f"speed {speed!r} must be a positive number: 1 = real time, "
+                              "10 = emulated delays ten times shorter")
+    if not inventory.vllm_hosts:
+        raise LocalFleetError(f"{inventory.path}: the inventory has no host with a vllm: "
+                              "section, so the local fleet has nothing to serve")
+    if not inventory.path.is_file():
+        raise LocalFleetError(f"the inventory {inventory.path} is not a file; the emulators "
+                              "read GPU and model facts from it: load it with "
+                              "vllmfleet.inventory.load(PATH)")
+
+
+def _recorded(build_dir: Path, inventory: Inventory, progress: Progress) -> FleetState | None:
+    """The running fleet to reuse, None to start one; raises when one is in the way."""
+    state = read_state(build_dir)
+    if state is None:
+        return None
+    alive = [p for p in state.processes if is_ours(p.pid, p.start_ticks)]
+    if not alive:
+        progress(f"removing stale state {build_dir / 'state.json'} (its processes are gone)")
+        clear_state(build_dir)
+        return None
+    same = (state.inventory_digest == inventory.digest
+            and state.ready and len(alive) == len(state.processes))
+    current = status(build_dir)
+    if same and current is not None and current.healthy:
+        progress(f"the local fleet in {build_dir} is already running; reusing it")
+        return state
+    why = ("it serves another inventory" if state.inventory_digest != inventory.digest
+           else "it is not healthy")
+    raise LocalFleetError(
+        f"a local fleet is already running from {build_dir} (PIDs "
+        f"{', '.join(str(p.pid) for p in alive)}) and {why}; stop it first with "
+        "`inv fleet.down`")
+
+
+def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
+       build_dir: Path = DEFAULT_BUILD_DIR, progress: Progress | None = None,
+       emulator_args: Sequence[str] = (),
+       host_args: Mapping[str, Sequence[str]] | None = None,
+       start_timeout_s: float | None = None,
+       templates: Path | None = None) -> FleetState:
+    """Start the local fleet of ``inventory`` and return its recorded state.
+
+    ``speed`` divides every emulated delay (``--emulator-time-scale 1/speed``);
+    ``emulator_args`` go to every emulator and ``host_args[host]`` to that host's only
+    (fault injection, e.g. ``{"armitage": ["--emulator-fail-at-start"]}``).
+    ``start_timeout_s`` bounds each health wait (default: 60 s for an emulator, the
+    inventory's ``proxy.start_timeout_s`` for LiteLLM). ``templates`` is the template
+    folder (default: ``templates/`` beside the inventory, as ``inv render`` uses).
+    """
+    say = progress or (lambda _msg: None)
+    _check_options(inventory, engine, speed)
+    unknown = sorted(set(host_args or {}) - set(inventory.vllm_hosts))
+    if unknown:
+        raise LocalFleetError(f"host_args names {', '.join(unknown)}, which the inventory has "
+                              f"no vLLM host for; known: {', '.join(inventory.vllm_hosts)}")
+    build_dir = build_dir.resolve()
+    with locked(build_dir):
+        existing = _recorded(build_dir, inventory, say)
+        if existing is not None:
+            return existing
+        return _start(inventory, speed=speed, build_dir=build_dir, say=say,
+                      emulator_args=emulator_args, host_args=host_args or {},
+                      start_timeout_s=start_timeout_s, templates=templates)
+
+
+def _start(inventory: Inventory, *, speed: float, build_dir: Path, say: Progress,
+           emulator_args: Sequence[str], host_args: Mapping[str, Sequence[str]],
+           start_timeout_s: float | None, templates: Path | None) -> FleetState:
+    started = time.monotonic()
+    logs = build_dir / "logs"
+    key_file = build_dir / KEY_FILE
+    key = "sk-" + secrets.token_urlsafe(32)  # LiteLLM wants master keys to start with sk-
+    write_secret(key_file, key)
+    state = FleetState(build_dir=str(build_dir), engine="emulator",
+                       inventory_path=str(inventory.path.resolve()),
+                       inventory_digest=inventory.digest,
+                       master_key_env=inventory.proxy.master_key_env,
+                       master_key_file=str(key_file), started_at=time.time())
+    children = []
+    try:
+        ports = {name: free_port() for name in inventory.vllm_hosts}
+        for name, host in inventory.vllm_hosts.items():
+            argv = _emulator_argv(inventory, host, port=ports[name], speed=speed,
+                                  extra=[*emulator_args, *host_args.get(name, ())])
+            log = logs / f"{name}.log"
+            proc, ticks = spawn(argv, log=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                cwd=build_dir)
+            url = f"http://127.0.0.1:{ports[name]}"
+            state.emulators[name] = Process(name=name, role="emulator", pid=proc.pid,
+                                            start_ticks=ticks, port=ports[name], url=url,
+                                            log=str(log), argv=argv)
+            children.append((f"the emulator of host {name!r}", proc, url + "/health", log))
+            write_state(state)
+            say(f"started emulator {name} (pid {proc.pid}) on {url}")
+        config = _write_proxy_files(inventory, build_dir / "litellm", ports, templates)
+        proxy_port = free_port()
+        argv = _proxy_argv(config, proxy_port)
+        log = logs / "litellm.log"
+        proc, ticks = spawn(argv, log=log, env=_proxy_env(inventory, key), cwd=config.parent)
+        url = f"http://127.0.0.1:{proxy_port}"
+        state = dataclasses.replace(state, proxy=Process(
+            name="litellm", role="proxy", pid=proc.pid, start_ticks=ticks, port=proxy_port,
+            url=url, log=str(log), argv=argv))
+        write_state(state)
+        say(f"started LiteLLM proxy (pid {proc.pid}) on {url}")
+        for what, child, health, child_log in children:
+            wait_healthy(name=what, proc=child, url=health, log=child_log,
+                         timeout_s=start_timeout_s or EMULATOR_START_TIMEOUT_S)
+            say(f"{what} is healthy ({time.monotonic() - started:.1f} s)")
+        wait_healthy(name="the LiteLLM proxy", proc=proc, url=url + "/health/readiness",
+                     log=log, timeout_s=start_timeout_s or inventory.proxy.start_timeout_s)
+        say(f"LiteLLM proxy is ready ({time.monotonic() - started:.1f} s)")
+    except BaseException as exc:
+        pids = stop([(p.pid, p.start_ticks) for p in state.processes], grace_s=5.0)
+        clear_state(build_dir)
+        if isinstance(exc, StartFailed):
+            raise LocalFleetError(
+                f"the local fleet did not start: {exc}\nstopped what had started "
+                f"(PIDs {', '.join(map(str, pids)) or 'none'}); fix the cause and run "
+                "`inv fleet.up` again") from None
+        raise
+    state = dataclasses.replace(state, ready=True)
+    write_state(state)
+    return state
+
+
+def down(build_dir: Path = DEFAULT_BUILD_DIR, *, grace_s: float = 10.0) -> list[int]:
+    """Stop the processes recorded in ``build_dir/state.json``; return the PIDs stopped.
+
+    SIGTERM to each process group, SIGKILL after ``grace_s``; returns once they are gone.
+    Removes the state file and the master key; keeps the logs. No state file: nothing to do.
+    """
+    build_dir = build_dir.resolve()
+    with locked(build_dir):
+        state = read_state(build_dir)
+        if state is None:
+            return []
+        pids = stop([(p.pid, p.start_ticks) for p in state.processes], grace_s=grace_s)
+        clear_state(build_dir)
+        return pids
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComponentStatus:
+    """One recorded process: is it still ours and running, does it answer its health URL."""
+
+    process: Process
+    alive: bool
+    healthy: bool
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetStatus:
+    """The recorded fleet and how each of its processes is doing."""
+
+    state: FleetState
+    components: list[ComponentStatus]
+
+    @property
+    def healthy(self) -> bool:
+        return self.state.ready and all(c.healthy for c in self.components)
+
+
+def _probe(process: Process) -> ComponentStatus:
+    if not is_ours(process.pid, process.start_ticks):
+        return ComponentStatus(process=process, alive=False, healthy=False,
+                               detail="not running")
+    path = "/health/readiness" if process.role == "proxy" else "/health"
+    try:
+        with httpx.Client(timeout=3.0, trust_env=False) as client:
+            code = client.get(process.url + path).status_code
+    except httpx.HTTPError as exc:
+        return ComponentStatus(process=process, alive=True, healthy=False,
+                               detail=f"{path}: {type(exc).__name__}")
+    return ComponentStatus(process=process, alive=True, healthy=code == 200,
+                           detail=f"{path}: HTTP {code}")
+
+
+def status(build_dir: Path = DEFAULT_BUILD_DIR) -> FleetStatus | None:
+    """The recorded fleet with a live check of each process, or None when none is recorded."""
+    state = read_state(build_dir.resolve())
+    if state is None:
+        return None
+    return FleetStatus(state=state, components=[_probe(p) for p in state.processes])

@@ -1,0 +1,141 @@
+"""Present capacity reports: a plain-text table for people, JSON for tools.
+
+:func:`verdict` says in words why a config does (not) fit and what to change; the table
+and the JSON both use it, so ``inv plan`` and ``inv plan --json`` always agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+from vllmfleet.vllm.capacity import CapacityReport, GiB, estimate
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """FITS / DOES NOT FIT, the reason, and the change that would make it fit."""
+
+    fits: bool
+    reason: str
+    suggestion: str
+
+    @property
+    def label(self) -> str:
+        return "FITS" if self.fits else "DOES NOT FIT"
+
+
+def verdict(report: CapacityReport) -> Verdict:
+    """Explain ``report`` in one reason and one suggestion, in vLLM's order of checks."""
+    inp = report.input
+    mml = inp.max_model_len
+    if report.too_long_for_model:
+        return Verdict(fits=False,
+                       reason=f"max_model_len {mml:,} is above the model's "
+                              f"max_position_embeddings {inp.max_position_embeddings:,}",
+                       suggestion=f"set max_model_len to at most "
+                                  f"{inp.max_position_embeddings:,}")
+    if report.exceeds_free:
+        return Verdict(fits=False, reason=(
+            f"vLLM refuses to start: it asks for {report.requested_gib:.2f} GiB "
+            f"({inp.vram_gib:.2f} GiB x {inp.gpu_memory_utilization}) but only "
+            f"{report.free_at_start_gib:.2f} GiB is free at start"),
+            suggestion=_lower_utilization(report))
+    if report.kv_budget_bytes <= 0:
+        used = report.requested_gib - report.kv_budget_gib
+        return Verdict(fits=False, reason=(
+            f"no memory left for the KV cache: weights and overheads take {used:.2f} GiB "
+            f"of the {report.requested_gib:.2f} GiB requested"),
+            suggestion="raise gpu_memory_utilization, or serve a smaller (quantised) model")
+    if not report.fits:
+        needed = report.kv_needed_bytes / GiB
+        fix = (f"set max_model_len to at most {report.largest_max_model_len:,}"
+               if report.largest_max_model_len > 0 else "")
+        others = "raise gpu_memory_utilization"
+        if inp.kv_cache_dtype in ("auto", "bfloat16", "float16"):
+            others = "use kv_cache_dtype fp8, or " + others
+        return Verdict(fits=False, reason=(
+            f"one request of {mml:,} tokens needs {needed:.2f} GiB of KV cache; only "
+            f"{report.kv_budget_gib:.2f} GiB is available"),
+            suggestion=f"{fix}, or {others}" if fix else others)
+    return Verdict(fits=True, reason=(
+        f"the KV cache holds {report.kv_capacity_tokens:,} tokens: "
+        f"{report.max_concurrency:.2f} requests of {mml:,} tokens"),
+        suggestion=f"max_model_len could go up to {report.largest_max_model_len:,}")
+
+
+def _lower_utilization(report: CapacityReport) -> str:
+    util = report.suggested_utilization
+    if not util:
+        return "free GPU memory on the host; nothing fits in what is free now"
+    after = estimate(replace(report.input, gpu_memory_utilization=util))
+    text = f"set gpu_memory_utilization to {util} or less"
+    if after.fits:
+        return (f"{text} (at {util}: {after.kv_capacity_tokens:,} KV tokens, "
+                f"max_model_len {report.input.max_model_len:,} fits)")
+    return f"{text}; then: {verdict(after).suggestion}"
+
+
+def _rows(report: CapacityReport) -> list[tuple[str, str, str]]:
+    inp = report.input
+    gib = "{:.2f} GiB".format
+    graphs = (f"{len(inp.cuda_graph_sizes)} capture sizes" if not inp.enforce_eager
+              else "enforce_eager: none")
+    return [
+        ("GPU memory", gib(inp.vram_gib), ""),
+        ("kept by desktop/driver", gib(inp.reserved_gib), "gpu.reserved_gib"),
+        ("vLLM's CUDA context", gib(inp.cuda_context_gib), "estimate"),
+        ("free at start", gib(report.free_at_start_gib), ""),
+        ("requested", gib(report.requested_gib),
+         f"{inp.vram_gib:.2f} GiB x gpu_memory_utilization {inp.gpu_memory_utilization}"),
+        ("model weights", gib(report.weights_gib),
+         f"per GPU, tensor_parallel_size {inp.tensor_parallel_size}"
+         if inp.tensor_parallel_size > 1 else ""),
+        ("non-torch memory", gib(report.non_torch_gib), "estimate"),
+        ("activation peak", gib(report.activation_gib),
+         f"estimate, {inp.batched_tokens:,} batched tokens"),
+        ("CUDA graphs", gib(report.cuda_graph_gib), f"estimate, {graphs}"),
+        ("KV cache budget", gib(report.kv_budget_gib), "requested minus the lines above"),
+        ("KV bytes per token", f"{report.kv_bytes_per_token:,} B",
+         f"kv_cache_dtype {inp.kv_cache_dtype}, {inp.kv_heads_per_gpu} KV heads per GPU"),
+        ("KV capacity", f"{report.kv_capacity_tokens:,} tokens", "whole 16-token blocks"),
+        ("max_model_len", f"{inp.max_model_len:,} tokens", ""),
+        ("max concurrency", f"{report.max_concurrency:.2f}x",
+         f"requests of {inp.max_model_len:,} tokens"),
+        ("largest max_model_len", f"{report.largest_max_model_len:,} tokens",
+         "the KV cache holds, up to max_position_embeddings"),
+    ]
+
+
+def format_table(rows: list[tuple[str, CapacityReport]]) -> str:
+    """One block per host: every figure, then the verdict, its reason and the fix."""
+    blocks = []
+    for host, report in rows:
+        v = verdict(report)
+        lines = [f"{host}: {v.label}"]
+        for label, value, note in _rows(report):
+            lines.append(f"  {label:<24}{value:>16}  {note}".rstrip())
+        lines.append(f"  why: {v.reason}")
+        lines.append(f"  {'fix' if not v.fits else 'room'}: {v.suggestion}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _host_json(host: str, report: CapacityReport) -> dict[str, object]:
+    v = verdict(report)
+    figures = {k: (round(val, 4) if isinstance(val, float) else val)
+               for k, val in asdict(report).items() if k != "input"}
+    return {
+        "host": host, "verdict": v.label, "reason": v.reason, "suggestion": v.suggestion,
+        **figures,
+        "max_num_batched_tokens": report.input.batched_tokens,
+        "cuda_graph_sizes": report.input.cuda_graph_sizes,
+        "suggested_gpu_memory_utilization": report.suggested_utilization,
+        "vllm_error": report.vllm_error(), "vllm_log_lines": report.vllm_log_lines(),
+        "input": asdict(report.input),
+    }
+
+
+def to_json(rows: list[tuple[str, CapacityReport]]) -> str:
+    """``{"hosts": [...]}``, one object per host with every figure and the verdict."""
+    return json.dumps({"hosts": [_host_json(h, r) for h, r in rows]}, indent=2)
