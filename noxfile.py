@@ -22,6 +22,13 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def imports(session: nox.Session) -> None:
+    """Import contracts (import-linter): the library's layers, no cycles, closed packages."""
+    session.install("-e", ".[dev]")
+    session.run("lint-imports", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, real LiteLLM included (pass pytest arguments after --)."""
     session.install("-e", ".[proxy,dev]")

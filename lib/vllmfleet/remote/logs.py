@@ -2,13 +2,15 @@
 
 A host adapter gives a log *tail* (the last N lines), not a stream, so following is polling:
 every ``every_s`` seconds fetch the last :data:`FOLLOW_WINDOW` lines and emit those after
-the longest overlap with what was seen before (:func:`new_lines`). Waiting is tenacity's.
+the longest overlap with what was seen before (:func:`new_lines`). A plain loop: waiting
+between polls is an :class:`threading.Event` wait, so a caller can end it at once.
 ``inv logs.<host> --follow`` uses :func:`follow`; Ctrl-C ends it quietly.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 
 from vllmfleet.remote.base import HostAdapter, ServiceName
@@ -32,33 +34,21 @@ def _stdout(text: str) -> None:
 
 def follow(adapter: HostAdapter, service: ServiceName, first: list[str], *,
            polls: int | None = None, every_s: float = FOLLOW_EVERY_S,
-           write: Callable[[str], None] = _stdout) -> None:
-    """Poll the log tail and ``write`` what is new, a line each (``polls``: stop after that
-    many, for tests; otherwise until Ctrl-C)."""
-    # tenacity loads here, not at import: tasks/logs.py imports this module for `inv --list`
-    from tenacity import (
-        RetryError,
-        Retrying,
-        retry_if_result,
-        stop_after_attempt,
-        stop_never,
-        wait_fixed,
-    )
-
+           write: Callable[[str], None] = _stdout, stop: threading.Event | None = None) -> None:
+    """Poll the log tail and ``write`` what is new, a line each, until Ctrl-C, ``stop`` is
+    set, or (for tests) ``polls`` polls are done."""
     seen = list(first)
-
-    def poll() -> bool:
-        now = adapter.logs(lines=FOLLOW_WINDOW, service=service).splitlines()
-        fresh = new_lines(seen, now)
-        if fresh:
-            write("\n".join(fresh) + "\n")
-            seen[:] = now
-        return True
-
-    stop = stop_never if polls is None else stop_after_attempt(polls)
-    retrying = Retrying(stop=stop, wait=wait_fixed(every_s),
-                        retry=retry_if_result(lambda _again: True))
+    stop = stop or threading.Event()
+    done = 0
     try:
-        retrying(poll)
-    except (KeyboardInterrupt, RetryError):  # Ctrl-C, or ``polls`` done
+        while polls is None or done < polls:
+            now = adapter.logs(lines=FOLLOW_WINDOW, service=service).splitlines()
+            fresh = new_lines(seen, now)
+            if fresh:
+                write("\n".join(fresh) + "\n")
+                seen[:] = now
+            done += 1
+            if (polls is None or done < polls) and stop.wait(every_s):
+                return
+    except KeyboardInterrupt:
         return

@@ -50,7 +50,6 @@ class SSHTransport:
         self.connect_timeout = connect_timeout
         self.connection_count = 0
         self._conn: Connection | None = None
-        self._sftp: paramiko.SFTPClient | None = None
         self._home: str | None = None
 
     @property
@@ -124,18 +123,15 @@ class SSHTransport:
         return conn
 
     def _sftp_client(self) -> paramiko.SFTPClient:
+        """The connection's SFTP session (Fabric opens it once and caches it)."""
         conn = self._connection()
-        if self._sftp is None:
-            with self._errors("opening SFTP"):
-                self._sftp = conn.client.open_sftp()
-        return self._sftp
+        with self._errors("opening SFTP"):
+            sftp: paramiko.SFTPClient = conn.sftp()
+        return sftp
 
     def _drop(self) -> None:
-        sftp, conn = self._sftp, self._conn
-        self._sftp = self._conn = None
-        with contextlib.suppress(Exception):
-            if sftp is not None:
-                sftp.close()
+        """Forget the connection (Fabric's close() closes its SFTP session too)."""
+        conn, self._conn = self._conn, None
         with contextlib.suppress(Exception):
             if conn is not None:
                 conn.close()
