@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -122,6 +123,17 @@ def temp_name(remote_path: str, token: str) -> str:
     """The temp file a put writes first: hidden, beside the target, unique per put."""
     folder, name = posixpath.split(remote_path)
     return posixpath.join(folder, f".{name}.vllmfleet-{token}.tmp")
+
+
+#: A Windows drive path, as Windows OpenSSH's SFTP server shows it (``/C:/x``) or as written
+#: in an inventory (``C:/x``). The one drive-letter rule of the windows and wsl adapters.
+_DRIVE_PATH = re.compile(r"/?([A-Za-z]):(/.*)?")
+
+
+def drive_path(path: str) -> tuple[str, str] | None:
+    """``(letter, rest)`` of a Windows drive path (rest: ``/x/y`` or ''), or None."""
+    match = _DRIVE_PATH.fullmatch(path)
+    return None if match is None else (match.group(1), match.group(2) or "")
 
 
 def check_remote_path(host: str, remote_path: str) -> str:

@@ -36,6 +36,7 @@ from vllmfleet.remote.base import (
     check_lines,
     check_remote_path,
     command_failed,
+    drive_path,
     random_token,
     sha256,
     temp_name,
@@ -81,12 +82,14 @@ def move_script(*, target: str, tmp: str, digest: str) -> str:
 
 def _win(path: str) -> str:
     """``/C:/x`` or ``C:/x`` → ``C:/x`` (PowerShell accepts forward slashes)."""
-    return path[1:] if re.match(r"/[A-Za-z]:", path) else path
+    drive = drive_path(path)
+    return path if drive is None else f"{drive[0]}:{drive[1]}"
 
 
 def _sftp(path: str) -> str:
     """``C:/x`` → ``/C:/x``, the form Windows OpenSSH's SFTP server uses."""
-    return "/" + path if re.match(r"[A-Za-z]:", path) else path
+    drive = drive_path(path)
+    return path if drive is None else f"/{drive[0]}:{drive[1]}"
 
 
 class WindowsAdapter(HostAdapter):

@@ -28,11 +28,17 @@ import base64
 import re
 
 from vllmfleet.errors import HostError
-from vllmfleet.remote.base import CommandResult, ServiceName, Tokens, Transport, random_token
+from vllmfleet.remote.base import (
+    CommandResult,
+    ServiceName,
+    Tokens,
+    Transport,
+    drive_path,
+    random_token,
+)
 from vllmfleet.remote.posix import PosixAdapter, PosixService, q
 
 _DISTRO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_DRIVE_PATH = re.compile(r"/?([A-Za-z]):(/.*)?")
 
 
 def wsl_command(distro: str, script: str) -> str:
@@ -44,10 +50,10 @@ def wsl_command(distro: str, script: str) -> str:
 
 def windows_path(sftp_path: str) -> str:
     """``/C:/Users/ops/x`` (an SFTP path on Windows OpenSSH) → ``C:\\Users\\ops\\x``."""
-    match = _DRIVE_PATH.fullmatch(sftp_path)
-    if match is None:
+    drive = drive_path(sftp_path)
+    if drive is None:
         raise ValueError(sftp_path)
-    return f"{match.group(1).upper()}:" + (match.group(2) or "/").replace("/", "\\")
+    return f"{drive[0].upper()}:" + (drive[1] or "/").replace("/", "\\")
 
 
 class WSLAdapter(PosixAdapter):
