@@ -76,7 +76,6 @@ _FIXED: dict[str, int] = {}
 for _piece in (*SPECIAL_TOKENS, HEADER_GAP, *FILLER, " " + FILLER[0]):
     _FIXED.setdefault(_piece, len(_FIXED))
 _PIECES: dict[int, str] = {i: p for p, i in _FIXED.items()}
-SPECIAL_IDS = frozenset(_FIXED[s] for s in SPECIAL_TOKENS)
 
 
 def _chunks(text: str, size: int, *, lead: int = 0) -> Iterable[str]:
