@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from vllmfleet.errors import RenderError
-from vllmfleet.inventory import Host, Inventory
+from vllmfleet.inventory import Host, Inventory, vllm_url
 from vllmfleet.render.base import (
     MODE_FILE,
     MODE_SECRET,
@@ -49,7 +49,7 @@ def default_api_base(host: Host) -> str:
     if host.vllm is None:
         raise RenderError(f"host {host.name!r} has no vllm: section, so no proxy backend; "
                           "point the alias at a host that runs vLLM")
-    return f"http://{host.address}:{host.vllm.port}/v1"
+    return vllm_url(host) + "/v1"
 
 
 def _entries(inventory: Inventory, api_base: Callable[[Host], str]) -> list[dict[str, Any]]:
