@@ -174,8 +174,10 @@ def test_lock_is_exclusive_and_released_only_by_its_owner(tmp_path: Path) -> Non
     adapter = LocalAdapter(host="h", root=tmp_path)
     path = "/opt/vllmfleet/" + locks.LOCK_NAME
     first = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.h")
-    with pytest.raises(DeployError, match=r"h: another deploy holds the lock .* a \(deploy\)"):
+    with pytest.raises(DeployError,
+                       match=r"h: another deploy holds the lock .* a \(deploy\)") as caught:
         locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
+    assert caught.value.host == "h"
     second = locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h",
                            force=True)
     assert second.broke is not None and second.broke.owner == "a"
@@ -241,14 +243,19 @@ def test_summary_names_the_failed_hosts() -> None:
     ok = Outcome(host="a", action="deploy", services=("vllm",), result="deployed",
                  changed=("/x",), backup="20260101T000000Z", seconds=1.25, connections=1)
     bad = Outcome(host="b", action="deploy", services=("vllm",), result="failed",
-                  restored=True, seconds=3, connections=1)
+                  backup="20260101T000000Z", restored=True, seconds=3, connections=1,
+                  report="deploy b: FAILED at restart: boom")
     lines = summary([ok, bad]).splitlines()
     assert lines[0].split() == ["HOST", "SERVICES", "RESULT", "CHANGED", "BACKUP", "TIME", "SSH"]
     assert lines[1].split() == ["a", "vllm", "deployed", "1", "20260101T000000Z", "1.2", "s",
                                 "1"]
     assert "FAILED (rolled back)" in lines[2] and lines[-1] == "failed: b"
-    with pytest.raises(DeployError):
+    ok.raise_for_failure()
+    with pytest.raises(DeployError) as caught:
         bad.raise_for_failure()
+    assert str(caught.value) == caught.value.report == bad.report
+    assert caught.value.host == "b" and caught.value.backup == "20260101T000000Z"
+    assert caught.value.restored is True
 
 
 def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Path) -> None:

@@ -194,4 +194,4 @@ def acquire(adapter: HostAdapter, path: str, *, owner: str, action: str, task: s
         raise HostError(f"could not create the deploy lock {path}: {error}; check that the SSH "
                         "user may write to that folder", host=adapter.host)
     raise DeployError(held_message(adapter.host, path, holder, task=task,
-                                   stale_after_s=stale_after_s, now=now))
+                                   stale_after_s=stale_after_s, now=now), host=adapter.host)
