@@ -31,7 +31,7 @@ import secrets
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -156,7 +156,7 @@ def create(adapter: HostAdapter, host: str, remote_paths: Iterable[str], *,
         raise BackupError(f"backup of {host}: two remote paths map to the same stored file "
                           f"({', '.join(paths)}); pass each file once", host=host)
     found: list[RemoteFile | None] = [adapter.read_file(p) for p in paths]
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
     created = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
     host_dir = Path(store) / host

@@ -24,7 +24,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from vllmfleet.errors import DeployError, HostError
 from vllmfleet.remote import HostAdapter, random_token
@@ -48,7 +48,7 @@ def default_owner() -> str:
 
 
 def _utc(now: datetime | None) -> datetime:
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return (now or datetime.now(UTC)).astimezone(UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
