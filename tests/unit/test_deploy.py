@@ -110,6 +110,8 @@ def test_a_service_that_does_not_come_up_is_restored_and_restarted(
     probes.append(dies)
     outcome = run(inv, host, tmp_path, "new\n")
     assert outcome.result == "failed" and outcome.restored is True
+    assert outcome.report.startswith("deploy wintermute: FAILED at wait healthy / verify: "
+                                     "the vllm service stopped during start-up (exited)\n")
     assert host.file.read_text() == "old\n"
     assert [e for e in host.events if e.startswith("restart with")] == [
         "restart with new", "restart with old"]
@@ -165,6 +167,7 @@ def test_a_held_lock_changes_nothing(inv: Inventory, tmp_path: Path,
                   action="rollback", task="deploy.wintermute")
     outcome = run(inv, host, tmp_path, "new\n")
     assert outcome.result == "failed" and "ann@desk pid 1 (rollback)" in outcome.report
+    assert outcome.report.startswith("deploy wintermute: FAILED at taking the lock: ")
     assert not host.file.exists() and host.events == []
     holder = locks.read(host.adapter, locks.lock_path("/opt/vllmfleet"))
     assert holder is not None and holder.owner == "ann@desk pid 1"  # not ours to remove
@@ -268,6 +271,8 @@ def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Pat
                            desired=want("x"), options=Options(store=tmp_path / "b"),
                            say=lambda _: None)
     assert outcome.result == "failed" and "nothing was changed" in outcome.report
+    assert outcome.report.startswith("deploy wintermute: FAILED at reading the host's files: "
+                                     "wintermute: cannot connect\n")
     assert not (tmp_path / "b").exists()
     assert not list(tmp_path.rglob(locks.LOCK_NAME))
 
