@@ -360,7 +360,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     s = state.settings
     state.written = state.report.write(
-        s.artifacts_dir, generated_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        s.artifacts_dir, generated_at=dt.datetime.now(dt.UTC).isoformat(),
         fleet=s.mode, inventory=str(s.inventory), hosts=list(state.hosts),
         targets=list(s.targets), exit_status=int(exitstatus))
 

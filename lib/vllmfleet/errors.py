@@ -15,6 +15,13 @@
 Each exception's message is meant for a person: it names the file, host, field or
 value involved and says what to do. Code at the user boundary (Invoke tasks, the
 pytest plugin) turns these into exit codes / usage errors; nothing else catches them.
+
+Context travels as attributes, not only inside the text (the style of httpx's
+``HTTPStatusError(message, *, request, response)``): the message comes first, the context
+after it as keyword-only arguments, and ``str(exc)`` is the message a person reads.
+``InventoryError.problems``; ``HostError.host/command/exit_code/stderr``;
+``BackupError.host/backup_id``; ``DeployError.host/report/backup/restored``. A context
+attribute is ``None`` where the raiser does not know it.
 """
 
 from __future__ import annotations
@@ -84,11 +91,38 @@ class HostError(FleetError):
 
 
 class BackupError(FleetError):
-    """A backup is missing, corrupt, or its id is not acceptable."""
+    """A backup is missing, corrupt, or its id is not acceptable.
+
+    ``host``: whose backup, as given (even a name refused as a folder name);
+    ``backup_id``: the backup concerned, as given (None when the error is not about one
+    backup, e.g. the host has none).
+    """
+
+    def __init__(self, message: str, *, host: str | None = None,
+                 backup_id: str | None = None) -> None:
+        self.host = host
+        self.backup_id = backup_id
+        super().__init__(message)
 
 
 class DeployError(FleetError):
-    """A deploy failed; the message is the report shown to the user."""
+    """A deploy failed; the message is the report shown to the user.
+
+    ``host``: the host the deploy (or rollback) was for, when one; ``report``: the failure
+    report of the deploy (the message itself when raised from a failed
+    :class:`~vllmfleet.deploy.apply.Outcome`, empty for errors raised before a deploy ran);
+    ``backup``: the id of the backup taken before anything changed (None: none was taken);
+    ``restored``: after a failure, whether the host is back on that backup and healthy
+    (None: nothing had to be restored, or it is not known).
+    """
+
+    def __init__(self, message: str, *, host: str | None = None, report: str = "",
+                 backup: str | None = None, restored: bool | None = None) -> None:
+        self.host = host
+        self.report = report
+        self.backup = backup
+        self.restored = restored
+        super().__init__(message)
 
 
 class LocalFleetError(FleetError):

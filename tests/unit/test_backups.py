@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ CONFIG = "/etc/litellm/config.yaml"
 ENV = "/etc/litellm/litellm.env"
 MISSING = "/etc/litellm/vllmfleet_hooks.py"
 SECRET = b"LITELLM_MASTER_KEY=sk-do-not-log-me\n"
-T0 = datetime(2026, 11, 22, 12, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 12, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_restore_plan_gives_back_the_bytes_modes_and_absences(host: LocalAdapter
 
 def test_list_load_and_latest(host: LocalAdapter, store: Path) -> None:
     first = make(host, store)
-    second = make(host, store, now=datetime(2026, 11, 23, tzinfo=timezone.utc))
+    second = make(host, store, now=datetime(2026, 11, 23, tzinfo=UTC))
     assert [b.id for b in backups.list_backups(store)] == [first.id, second.id]
     assert [b.id for b in backups.list_backups(store, "motoko")] == [first.id, second.id]
     assert backups.list_backups(store, "armitage") == []
@@ -135,6 +135,7 @@ def test_bad_ids_are_refused_with_the_available_ids(host: LocalAdapter, store: P
     assert why in message
     assert f"backups of motoko (newest first): {good.id}" in message
     assert "inv backups.list --host motoko" in message
+    assert (caught.value.host, caught.value.backup_id) == ("motoko", bad)
 
 
 def test_a_symlink_escaping_the_store_is_refused(host: LocalAdapter, store: Path,
@@ -154,8 +155,12 @@ def test_a_missing_id_lists_what_there_is(host: LocalAdapter, store: Path) -> No
     good = make(host, store)
     with pytest.raises(BackupError, match=f"no such backup(.|\n)*newest first\\): {good.id}"):
         backups.load(store, "motoko", "20200101T000000Z")
-    with pytest.raises(BackupError, match="there are no backups of armitage"):
+    with pytest.raises(BackupError, match="there are no backups of armitage") as caught:
         backups.load(store, "armitage", "20200101T000000Z")
+    assert (caught.value.host, caught.value.backup_id) == ("armitage", "20200101T000000Z")
+    with pytest.raises(BackupError, match="there are no backups of armitage") as caught:
+        backups.latest(store, "armitage")
+    assert (caught.value.host, caught.value.backup_id) == ("armitage", None)
 
 
 def test_a_bad_host_name_is_refused(store: Path) -> None:
@@ -165,7 +170,7 @@ def test_a_bad_host_name_is_refused(store: Path) -> None:
 
 def test_a_corrupted_file_is_refused_and_named(host: LocalAdapter, store: Path) -> None:
     older = make(host, store)
-    backup = make(host, store, now=datetime(2026, 11, 23, tzinfo=timezone.utc))
+    backup = make(host, store, now=datetime(2026, 11, 23, tzinfo=UTC))
     (backup.path / "files/etc/litellm/config.yaml").write_bytes(b"model_list: [evil]\n")
     for check in (backups.verify, backups.restore_plan):
         with pytest.raises(BackupError) as caught:
@@ -174,6 +179,7 @@ def test_a_corrupted_file_is_refused_and_named(host: LocalAdapter, store: Path) 
         assert f"backup motoko/{backup.id} is corrupted: files/etc/litellm/config.yaml " \
                f"(of {CONFIG}) has changed" in message
         assert f"pick another backup ({older.id})" in message
+        assert (caught.value.host, caught.value.backup_id) == ("motoko", backup.id)
     backups.verify(older)
 
 
@@ -187,15 +193,16 @@ def test_a_deleted_file_and_a_doctored_manifest_are_refused(host: LocalAdapter,
     manifest = json.loads((backup.path / "manifest.json").read_text())
     manifest["files"][0]["stored_as"] = "../../../../etc/passwd"
     (backup.path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BackupError, match="outside files/ or not where it belongs"):
+    with pytest.raises(BackupError, match="outside files/ or not where it belongs") as caught:
         backups.load(store, "motoko", backup.id)
+    assert (caught.value.host, caught.value.backup_id) == ("motoko", backup.id)
     (backup.path / "manifest.json").write_text("{not json")
     with pytest.raises(BackupError, match=r"manifest\.json is unreadable"):
         backups.load(store, "motoko", backup.id)
 
 
 def test_prune_keeps_the_newest(host: LocalAdapter, store: Path) -> None:
-    made = [make(host, store, now=datetime(2026, 11, day, tzinfo=timezone.utc)).id
+    made = [make(host, store, now=datetime(2026, 11, day, tzinfo=UTC)).id
             for day in (20, 21, 22, 23)]
     assert backups.prune(store, "motoko", keep=2) == made[:2]
     assert backups.backup_ids(store, "motoko") == made[2:]

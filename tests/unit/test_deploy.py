@@ -110,6 +110,8 @@ def test_a_service_that_does_not_come_up_is_restored_and_restarted(
     probes.append(dies)
     outcome = run(inv, host, tmp_path, "new\n")
     assert outcome.result == "failed" and outcome.restored is True
+    assert outcome.report.startswith("deploy wintermute: FAILED at wait healthy / verify: "
+                                     "the vllm service stopped during start-up (exited)\n")
     assert host.file.read_text() == "old\n"
     assert [e for e in host.events if e.startswith("restart with")] == [
         "restart with new", "restart with old"]
@@ -165,6 +167,7 @@ def test_a_held_lock_changes_nothing(inv: Inventory, tmp_path: Path,
                   action="rollback", task="deploy.wintermute")
     outcome = run(inv, host, tmp_path, "new\n")
     assert outcome.result == "failed" and "ann@desk pid 1 (rollback)" in outcome.report
+    assert outcome.report.startswith("deploy wintermute: FAILED at taking the lock: ")
     assert not host.file.exists() and host.events == []
     holder = locks.read(host.adapter, locks.lock_path("/opt/vllmfleet"))
     assert holder is not None and holder.owner == "ann@desk pid 1"  # not ours to remove
@@ -174,8 +177,10 @@ def test_lock_is_exclusive_and_released_only_by_its_owner(tmp_path: Path) -> Non
     adapter = LocalAdapter(host="h", root=tmp_path)
     path = "/opt/vllmfleet/" + locks.LOCK_NAME
     first = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.h")
-    with pytest.raises(DeployError, match=r"h: another deploy holds the lock .* a \(deploy\)"):
+    with pytest.raises(DeployError,
+                       match=r"h: another deploy holds the lock .* a \(deploy\)") as caught:
         locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
+    assert caught.value.host == "h"
     second = locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h",
                            force=True)
     assert second.broke is not None and second.broke.owner == "a"
@@ -241,14 +246,19 @@ def test_summary_names_the_failed_hosts() -> None:
     ok = Outcome(host="a", action="deploy", services=("vllm",), result="deployed",
                  changed=("/x",), backup="20260101T000000Z", seconds=1.25, connections=1)
     bad = Outcome(host="b", action="deploy", services=("vllm",), result="failed",
-                  restored=True, seconds=3, connections=1)
+                  backup="20260101T000000Z", restored=True, seconds=3, connections=1,
+                  report="deploy b: FAILED at restart: boom")
     lines = summary([ok, bad]).splitlines()
     assert lines[0].split() == ["HOST", "SERVICES", "RESULT", "CHANGED", "BACKUP", "TIME", "SSH"]
     assert lines[1].split() == ["a", "vllm", "deployed", "1", "20260101T000000Z", "1.2", "s",
                                 "1"]
     assert "FAILED (rolled back)" in lines[2] and lines[-1] == "failed: b"
-    with pytest.raises(DeployError):
+    ok.raise_for_failure()
+    with pytest.raises(DeployError) as caught:
         bad.raise_for_failure()
+    assert str(caught.value) == caught.value.report == bad.report
+    assert caught.value.host == "b" and caught.value.backup == "20260101T000000Z"
+    assert caught.value.restored is True
 
 
 def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Path) -> None:
@@ -261,6 +271,8 @@ def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Pat
                            desired=want("x"), options=Options(store=tmp_path / "b"),
                            say=lambda _: None)
     assert outcome.result == "failed" and "nothing was changed" in outcome.report
+    assert outcome.report.startswith("deploy wintermute: FAILED at reading the host's files: "
+                                     "wintermute: cannot connect\n")
     assert not (tmp_path / "b").exists()
     assert not list(tmp_path.rglob(locks.LOCK_NAME))
 

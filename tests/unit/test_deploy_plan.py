@@ -4,11 +4,13 @@ restarted services must report (read from the files themselves)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from vllmfleet import render
 from vllmfleet.deploy.plan import (
+    SERVICE_OF_KIND,
     Change,
     Desired,
     expectations,
@@ -19,6 +21,7 @@ from vllmfleet.deploy.plan import (
 )
 from vllmfleet.inventory import Inventory, load
 from vllmfleet.remote import RemoteFile
+from vllmfleet.render.base import Kind
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,3 +95,9 @@ def test_change_and_diff() -> None:
                    kind="restored")
     assert Change(want=gone, have=RemoteFile(content=b"a", mode=0o644)).changed
     assert not Change(want=gone, have=None).changed
+
+
+def test_every_rendered_kind_belongs_to_a_service() -> None:
+    assert set(SERVICE_OF_KIND) == set(get_args(Kind))
+    assert {k for k, s in SERVICE_OF_KIND.items() if s == "vllm"} == {
+        "vllm-launch", "windows-launcher", "windows-config"}

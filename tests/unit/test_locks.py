@@ -43,33 +43,35 @@ def test_a_failed_reread_after_taking_the_lock_leaves_no_lock(tmp_path: Path) ->
     locks.acquire(adapter, PATH, owner="b", action="deploy", task="deploy.h").release()
 
 
-def test_a_link_whose_answer_is_lost_removes_our_lock(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    real_link = LocalAdapter.link_exclusive
+class LinkLandsThenDrops(LocalAdapter):
+    """The exclusive create happens on the host, but its answer is lost on the way back."""
 
-    def lands_then_drops(adapter: LocalAdapter, tmp: str, path: str) -> str:
-        assert real_link(adapter, tmp, path) == ""
+    def link_exclusive(self, source: str, target: str) -> str:
+        assert super().link_exclusive(source, target) == ""
         raise HostError("running a command: the SSH connection was cut", host="h")
 
-    monkeypatch.setattr(LocalAdapter, "link_exclusive", lands_then_drops)
-    adapter = LocalAdapter(host="h", root=tmp_path)
+
+class LinkDrops(LocalAdapter):
+    """The exclusive-create command never gets an answer (nothing happened on the host)."""
+
+    def link_exclusive(self, source: str, target: str) -> str:
+        raise HostError("running a command: the SSH connection was cut", host="h")
+
+
+def test_a_link_whose_answer_is_lost_removes_our_lock(tmp_path: Path) -> None:
+    adapter = LinkLandsThenDrops(host="h", root=tmp_path)
     with pytest.raises(HostError, match="connection was cut"):
         locks.acquire(adapter, PATH, owner="a", action="deploy", task="deploy.h")
     assert adapter.read(PATH) is None
     assert not list((tmp_path / "opt" / "vllmfleet").iterdir())
 
 
-def test_a_lost_link_answer_never_removes_someone_elses_lock(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lost_link_answer_never_removes_someone_elses_lock(tmp_path: Path) -> None:
     adapter = LocalAdapter(host="h", root=tmp_path)
     other = locks.acquire(adapter, PATH, owner="ann", action="deploy", task="deploy.h")
-
-    def drops(adapter: LocalAdapter, tmp: str, path: str) -> str:
-        raise HostError("running a command: the SSH connection was cut", host="h")
-
-    monkeypatch.setattr(LocalAdapter, "link_exclusive", drops)
     with pytest.raises(HostError):
-        locks.acquire(adapter, PATH, owner="b", action="deploy", task="deploy.h")
+        locks.acquire(LinkDrops(host="h", root=tmp_path), PATH, owner="b", action="deploy",
+                      task="deploy.h")
     current = locks.read(adapter, PATH)
     assert current is not None and current.owner == "ann"
     assert other.release() == ""

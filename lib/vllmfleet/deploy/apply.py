@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,17 @@ NOTE_DEPLOY = "before deploy"
 NOTE_ROLLBACK = "before rollback"
 NOTE_SNAPSHOT = "snapshot"
 INTERRUPTED_WAIT_S = 30.0  # the health wait of the restore after a Ctrl-C (the user is waiting)
+
+
+class Step(StrEnum):
+    """Where a deploy is; the value is the text a failure report says (``FAILED at <step>``)."""
+
+    READ = "reading the host's files"
+    LOCK = "taking the lock"
+    BACKUP = "backup"
+    PUSH = "push"
+    RESTART = "restart"
+    WAIT_VERIFY = "wait healthy / verify"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,12 +104,14 @@ class Outcome:
         return self.result != "failed"
 
     def raise_for_failure(self) -> None:
+        """Raise :class:`~vllmfleet.errors.DeployError` (message: the report) if it failed."""
         if not self.ok:
-            raise DeployError(self.report)
+            raise DeployError(self.report, host=self.host, report=self.report,
+                              backup=self.backup, restored=self.restored)
 
 
 class _Failed(Exception):
-    def __init__(self, step: str, error: BaseException) -> None:
+    def __init__(self, step: Step, error: BaseException) -> None:
         super().__init__(f"{step}: {error}")
         self.step = step
         self.error = error
@@ -180,7 +194,7 @@ class _Apply:
                                          key_hint=self.options.key_hint)
                 if problems:
                     raise DeployError(f"{expect.service} is up but does not serve what was "
-                                      "deployed: " + "; ".join(problems))
+                                      "deployed: " + "; ".join(problems), host=self.host.name)
                 self.say(f"{expect.service} verified")
 
     # -- the run ----------------------------------------------------------------------------
@@ -188,8 +202,7 @@ class _Apply:
         try:
             changes = self.read()
         except FleetError as exc:
-            return self.outcome("failed", report=self.nothing_changed("reading the host's "
-                                                                      "files", exc))
+            return self.outcome("failed", report=self.nothing_changed(Step.READ, exc))
         self.todo = [c for c in changes if c.changed]
         if self.options.dry_run:
             diff = "".join(c.diff(self.host.name) for c in self.todo)
@@ -203,7 +216,7 @@ class _Apply:
                                  force=self.options.force_unlock,
                                  stale_after_s=self.options.stale_after_s)
         except FleetError as exc:
-            return self.outcome("failed", report=self.nothing_changed("taking the lock", exc))
+            return self.outcome("failed", report=self.nothing_changed(Step.LOCK, exc))
         if lock.broke is not None:
             self.say(f"--force-unlock: removed the lock of {lock.broke.describe()}")
         try:
@@ -217,23 +230,23 @@ class _Apply:
                 self.say(f"warning: {warning}")
 
     def locked(self) -> Outcome:
-        step = "backup"
+        step = Step.BACKUP
         try:
             self.back_up()
             if not self.todo:
                 self.say("up to date: nothing to change, nothing restarted")
                 return self.outcome("unchanged")
-            step = "push"
+            step = Step.PUSH
             self.push()
-            step = "restart"
+            step = Step.RESTART
             services = services_of(c.want for c in self.todo)
             self.restart(services, self.todo)
-            step = "wait healthy / verify"
+            step = Step.WAIT_VERIFY
             expects = [e for e in expectations(self.inventory, self.host, self.desired)
                        if e.service in services]
             self.wait_and_verify(expects, verify=True)
         except Exception as exc:  # every failure after the lock is reported
-            if step == "backup":
+            if step is Step.BACKUP:
                 return self.outcome("failed", report=self.nothing_changed(step, exc))
             return self.recover(_Failed(step, exc))
         except BaseException as exc:  # Ctrl-C: put the host back (briefly), then stop
@@ -249,7 +262,7 @@ class _Apply:
         return self.outcome("deployed")
 
     # -- failures ---------------------------------------------------------------------------
-    def nothing_changed(self, step: str, exc: BaseException) -> str:
+    def nothing_changed(self, step: Step, exc: BaseException) -> str:
         return (f"{self.action} {self.host.name}: FAILED at {step}: {_error(exc)}\n"
                 "  nothing was changed on the host.\n"
                 f"  fix: see the error above, then run `inv {self.task}` again")

@@ -31,7 +31,7 @@ import secrets
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -91,7 +91,8 @@ def _sha256(data: bytes) -> str:
 def _check_host(host: str) -> str:
     if not isinstance(host, str) or not HOST_PATTERN.fullmatch(host) or host in {".", ".."}:
         raise BackupError(f"host name {host!r} cannot name a backup folder: use a host name "
-                          "from the inventory (lower-case letters, digits, '.', '_', '-')")
+                          "from the inventory (lower-case letters, digits, '.', '_', '-')",
+                          host=host if isinstance(host, str) else None)
     return host
 
 
@@ -133,7 +134,8 @@ def _bad_id(store: Path, host: str, backup_id: object, why: str) -> BackupError:
         f"backup id {backup_id!r} for host {host} refused: {why}.\n"
         f"    {_available(store, host)}\n"
         f"    fix: pass one of those ids (a UTC timestamp like {ID_EXAMPLE}), or leave the id "
-        f"out to use the newest; `inv backups.list --host {host}` lists them")
+        f"out to use the newest; `inv backups.list --host {host}` lists them",
+        host=host, backup_id=backup_id if isinstance(backup_id, str) else None)
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -152,15 +154,15 @@ def create(adapter: HostAdapter, host: str, remote_paths: Iterable[str], *,
     stored = [_stored_as(p) for p in paths]
     if len(set(stored)) != len(stored):
         raise BackupError(f"backup of {host}: two remote paths map to the same stored file "
-                          f"({', '.join(paths)}); pass each file once")
+                          f"({', '.join(paths)}); pass each file once", host=host)
     found: list[RemoteFile | None] = [adapter.read_file(p) for p in paths]
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
     created = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
     host_dir = Path(store) / host
     if host_dir.is_symlink():
         raise BackupError(f"{host_dir} is a symbolic link: backups must be real folders "
-                          "inside the store; remove the link")
+                          "inside the store; remove the link", host=host)
     host_dir.mkdir(parents=True, exist_ok=True)
     backup_id = moment.strftime(ID_FORMAT)
     while (host_dir / backup_id).exists():  # two backups in one second: take the next one
@@ -239,23 +241,25 @@ def _load_manifest(folder: Path, *, host: str, backup_id: str) -> Backup:
     try:
         data = json.loads(where.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BackupError(f"backup {host}/{backup_id} has no {MANIFEST} ({where}): {fix}") \
-            from None
+        raise BackupError(f"backup {host}/{backup_id} has no {MANIFEST} ({where}): {fix}",
+                          host=host, backup_id=backup_id) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BackupError(f"backup {host}/{backup_id}: {where} is unreadable ({exc}): {fix}") \
-            from None
+        raise BackupError(f"backup {host}/{backup_id}: {where} is unreadable ({exc}): {fix}",
+                          host=host, backup_id=backup_id) from None
     try:
         if data["format"] != FORMAT or data["host"] != host or data["id"] != backup_id:
             raise BackupError(f"backup {host}/{backup_id}: {where} describes host "
                               f"{data.get('host')!r} id {data.get('id')!r} (format "
-                              f"{data.get('format')!r}), not this folder: {fix}")
+                              f"{data.get('format')!r}), not this folder: {fix}",
+                              host=host, backup_id=backup_id)
         files = tuple(_file_entry(host, backup_id, item) for item in data["files"])
         return Backup(host=host, id=backup_id, path=folder, created=str(data["created"]),
                       inventory_digest=str(data["inventory_digest"]), note=str(data["note"]),
                       files=files)
     except (KeyError, TypeError, ValueError) as exc:
         raise BackupError(f"backup {host}/{backup_id}: {where} is not a vllmfleet manifest "
-                          f"({type(exc).__name__}: {exc}): {fix}") from None
+                          f"({type(exc).__name__}: {exc}): {fix}",
+                          host=host, backup_id=backup_id) from None
 
 
 def _file_entry(host: str, backup_id: str, item: dict[str, Any]) -> BackupFile:
@@ -265,7 +269,8 @@ def _file_entry(host: str, backup_id: str, item: dict[str, Any]) -> BackupFile:
     if present and stored_as != _stored_as(check_remote_path(host, remote_path)):
         raise BackupError(f"backup {host}/{backup_id}: the manifest stores {remote_path} as "
                           f"{stored_as!r}, outside {FILES}/ or not where it belongs; refusing "
-                          "to read it (the manifest was edited or is damaged)")
+                          "to read it (the manifest was edited or is damaged)",
+                          host=host, backup_id=backup_id)
     mode = item.get("mode")
     return BackupFile(remote_path=remote_path, present=present,
                       stored_as=stored_as if present else None,
@@ -312,7 +317,7 @@ def latest(store: Path, host: str) -> Backup:
     ids = backup_ids(Path(store), host)
     if not ids:
         raise BackupError(f"there are no backups of {host} in {store}: deploy once (it backs "
-                          f"up first) or run `inv backups.create --host {host}`")
+                          f"up first) or run `inv backups.create --host {host}`", host=host)
     return load(Path(store), host, ids[-1])
 
 
@@ -364,7 +369,7 @@ def _read_verified(backup: Backup) -> list[RestoreItem]:
                 f"backup {backup.host}/{backup.id} is corrupted: {name} {problem}.\n"
                 f"    it was not used and nothing was restored; pick another backup"
                 + (f" ({', '.join(reversed(others))})" if others else "")
-                + f" or delete {backup.path}")
+                + f" or delete {backup.path}", host=backup.host, backup_id=backup.id)
         items.append(RestoreItem(entry.remote_path, data, entry.mode))
     return items
 
@@ -384,7 +389,7 @@ def prune(store: Path, host: str, *, keep: int) -> list[str]:
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise BackupError(f"keep={keep!r}: keep at least 1 backup per host (the newest is what "
                           "a rollback uses); set vllmfleet.backups_keep in invoke.yaml to 1 "
-                          "or more")
+                          "or more", host=host)
     ids = backup_ids(Path(store), host)
     doomed = ids[:-keep]
     for backup_id in doomed:

@@ -24,7 +24,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from vllmfleet.errors import DeployError, HostError
 from vllmfleet.remote import HostAdapter, random_token
@@ -48,7 +48,7 @@ def default_owner() -> str:
 
 
 def _utc(now: datetime | None) -> datetime:
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return (now or datetime.now(UTC)).astimezone(UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,4 +194,4 @@ def acquire(adapter: HostAdapter, path: str, *, owner: str, action: str, task: s
         raise HostError(f"could not create the deploy lock {path}: {error}; check that the SSH "
                         "user may write to that folder", host=adapter.host)
     raise DeployError(held_message(adapter.host, path, holder, task=task,
-                                   stale_after_s=stale_after_s, now=now))
+                                   stale_after_s=stale_after_s, now=now), host=adapter.host)

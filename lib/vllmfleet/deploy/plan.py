@@ -3,7 +3,9 @@ what the services must report afterwards. Pure: no I/O except reading through an
 
 - :class:`Desired`: one file as it should be (bytes and mode, or ``content=None``: absent),
   and the service it belongs to (``vllm``: the compose file, the Windows launcher and its
-  JSON; ``proxy``: the LiteLLM config, limits, hooks, systemd unit, env template).
+  JSON; ``proxy``: the LiteLLM config, limits, hooks, systemd unit, env template):
+  :func:`service_of_kind` says which, for every rendered :data:`~vllmfleet.render.base.Kind`
+  (mypy checks that none is missing).
 - :class:`Change`: a desired file next to what the host has; ``diff()`` is a unified diff.
 - :class:`Expect`: what a service must report once restarted — vLLM: its served name and
   max_model_len on ``/v1/models``; the proxy: every model name listed and answering. It is
@@ -18,6 +20,7 @@ import difflib
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final, Literal, assert_never, get_args
 
 import yaml
 
@@ -26,13 +29,25 @@ from vllmfleet.health import Expect
 from vllmfleet.inventory import Host, Inventory, proxy_url, vllm_url
 from vllmfleet.remote import RemoteFile, ServiceName, sha256
 from vllmfleet.render import RenderedFile, flag_value, launch_args
+from vllmfleet.render.base import Kind
 
-SERVICE_OF_KIND: dict[str, ServiceName] = {
-    "vllm-launch": "vllm", "windows-launcher": "vllm", "windows-config": "vllm",
-    "litellm-config": "proxy", "proxy-hooks": "proxy", "proxy-limits": "proxy",
-    "systemd-unit": "proxy", "env-template": "proxy",
-}
-LAUNCH_KINDS = ("vllm-launch", "windows-config")
+# a file of a backup that today's render does not produce (see from_backup)
+DesiredKind = Kind | Literal["restored"]
+
+
+def service_of_kind(kind: Kind) -> ServiceName:
+    """The service a rendered file of ``kind`` belongs to (restarted when it changes)."""
+    match kind:
+        case "vllm-launch" | "windows-launcher" | "windows-config":
+            return "vllm"
+        case "litellm-config" | "proxy-hooks" | "proxy-limits" | "systemd-unit" | "env-template":
+            return "proxy"
+    assert_never(kind)  # mypy: every Kind must have a case above
+
+
+SERVICE_OF_KIND: Final[Mapping[Kind, ServiceName]] = {
+    kind: service_of_kind(kind) for kind in get_args(Kind)}
+LAUNCH_KINDS: Final[tuple[Kind, ...]] = ("vllm-launch", "windows-config")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +58,7 @@ class Desired:
     content: bytes | None
     mode: int | None
     service: ServiceName
-    kind: str
+    kind: DesiredKind
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,7 +103,7 @@ def from_render(files: Iterable[RenderedFile],
     """The rendered files (of ``services`` only, when given) as desired files."""
     out = []
     for f in files:
-        service = SERVICE_OF_KIND[f.kind]
+        service = service_of_kind(f.kind)
         if services is None or service in services:
             out.append(Desired(remote_path=f.remote_path, content=f.content.encode("utf-8"),
                                mode=f.mode, service=service, kind=f.kind))
@@ -96,7 +111,7 @@ def from_render(files: Iterable[RenderedFile],
 
 
 def from_backup(items: Iterable[RestoreItem], *, backup: Backup,
-                known: Mapping[str, tuple[ServiceName, str]],
+                known: Mapping[str, tuple[ServiceName, DesiredKind]],
                 default: ServiceName) -> list[Desired]:
     """What a rollback to ``backup`` wants: every file as it was (absent ones removed).
 

@@ -47,8 +47,8 @@ class EngineDeadError(RuntimeError):
 
 
 @dataclass(kw_only=True)
-class Sequence:
-    """One request inside the engine."""
+class EngineSequence:
+    """One request inside the engine (waiting or running; vLLM calls it a sequence)."""
 
     request_id: str
     prompt_tokens: int
@@ -70,7 +70,7 @@ class Engine:
         self._on_dead = on_dead
         self._running: set[int] = set()
         self._held = 0  # KV tokens held by running sequences at admission + generated
-        self._waiting: deque[tuple[Sequence, asyncio.Future[None]]] = deque()
+        self._waiting: deque[tuple[EngineSequence, asyncio.Future[None]]] = deque()
         self.completed = 0
         self.dead = False
 
@@ -86,14 +86,14 @@ class Engine:
     def kv_usage(self) -> float:
         return min(1.0, self._held / self.settings.kv_capacity_tokens)
 
-    def target_tokens(self, seq: Sequence) -> int:
+    def target_tokens(self, seq: EngineSequence) -> int:
         """How many tokens ``seq`` generates: its max, or the natural length if shorter."""
         if seq.ignore_eos:
             return seq.max_tokens
         natural = max(self.settings.output_tokens, seq.min_tokens, 1)
         return min(seq.max_tokens, natural)
 
-    async def run(self, seq: Sequence, emit: Emit) -> str:
+    async def run(self, seq: EngineSequence, emit: Emit) -> str:
         """Schedule ``seq``, call ``emit`` with each step's token pieces; the finish reason."""
         if self.dead:
             raise EngineDeadError
@@ -123,7 +123,7 @@ class Engine:
         if self._on_dead is not None:
             self._on_dead()
 
-    async def _generate(self, seq: Sequence, emit: Emit) -> str:
+    async def _generate(self, seq: EngineSequence, emit: Emit) -> str:
         s = self.settings
         target = self.target_tokens(seq)
         self.metrics.prompt_tokens += seq.prompt_tokens
@@ -152,17 +152,17 @@ class Engine:
         self.metrics.e2e.observe(time.monotonic() - seq.arrival)
         return seq.finish_reason
 
-    def _can_admit(self, seq: Sequence) -> bool:
+    def _can_admit(self, seq: EngineSequence) -> bool:
         if len(self._running) >= self.settings.max_num_seqs:
             return False
         fits = self._held + seq.prompt_tokens <= self.settings.kv_capacity_tokens
         return fits or not self._running
 
-    def _start(self, seq: Sequence) -> None:
+    def _start(self, seq: EngineSequence) -> None:
         self._running.add(id(seq))
         self._held += seq.prompt_tokens
 
-    async def _admit(self, seq: Sequence) -> None:
+    async def _admit(self, seq: EngineSequence) -> None:
         if not self._waiting and self._can_admit(seq):
             self._start(seq)
             return
@@ -178,7 +178,7 @@ class Engine:
                 self._waiting.remove(entry)
             raise
 
-    def _release(self, seq: Sequence) -> None:
+    def _release(self, seq: EngineSequence) -> None:
         if id(seq) not in self._running:
             return
         self._running.discard(id(seq))

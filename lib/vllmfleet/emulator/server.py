@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vllmfleet.emulator import tokenizer
-from vllmfleet.emulator.engine import Engine, EngineDeadError, Sequence
+from vllmfleet.emulator.engine import Engine, EngineDeadError, EngineSequence
 from vllmfleet.emulator.httpserver import Request, Response, StreamResponse, Write
 from vllmfleet.emulator.metrics import CONTENT_TYPE, Metrics
 from vllmfleet.emulator.protocol import (
@@ -204,7 +204,7 @@ class OpenAIApi:
         })
 
     def _sequence(self, prefix: str, prompt_tokens: int, options: Generate, *,
-                  chat: bool) -> Sequence:
+                  chat: bool) -> EngineSequence:
         try:
             budget = resolve_max_tokens(self.rules, prompt_tokens=prompt_tokens,
                                         requested=options.max_tokens,
@@ -213,9 +213,9 @@ class OpenAIApi:
             raise ApiError(str(exc)) from None
         if self.engine.dead:
             raise EngineDeadError
-        seq = Sequence(request_id=f"{prefix}-{uuid.uuid4().hex}", prompt_tokens=prompt_tokens,
-                       max_tokens=budget.max_tokens, ignore_eos=options.ignore_eos,
-                       min_tokens=options.min_tokens)
+        seq = EngineSequence(request_id=f"{prefix}-{uuid.uuid4().hex}",
+                             prompt_tokens=prompt_tokens, max_tokens=budget.max_tokens,
+                             ignore_eos=options.ignore_eos, min_tokens=options.min_tokens)
         if self.settings.log_requests:
             log.info("Received request %s: prompt_tokens=%d, max_tokens=%d%s, stream=%s",
                      seq.request_id, prompt_tokens, budget.max_tokens,
@@ -234,7 +234,8 @@ class _Stream:
 
     object_name = ""
 
-    def __init__(self, api: OpenAIApi, seq: Sequence, model: str, include_usage: bool) -> None:
+    def __init__(self, api: OpenAIApi, seq: EngineSequence, model: str,
+                 include_usage: bool) -> None:
         self.api = api
         self.seq = seq
         self.include_usage = include_usage

@@ -2,9 +2,10 @@
 
 A :class:`HostAdapter` is how the rest of vllmfleet touches one host: put a file atomically,
 read or remove a file, run a command, and restart / inspect / tail the service the host runs
-(the vLLM container, or the LiteLLM proxy). Platform adapters live in ``remote_linux``,
-``remote_wsl``, ``remote_windows`` and ``remote_local``; :func:`vllmfleet.remote.adapter_for`
-picks one for an inventory host.
+(the vLLM container, or the LiteLLM proxy). Platform adapters live in
+:mod:`vllmfleet.remote.linux`, :mod:`~vllmfleet.remote.wsl`, :mod:`~vllmfleet.remote.windows`
+and :mod:`~vllmfleet.remote.local`; :func:`vllmfleet.remote.adapter_for` picks one for an
+inventory host.
 
 SSH-backed adapters talk through a :class:`Transport` (commands + SFTP). The real one is
 :class:`vllmfleet.remote.ssh.SSHTransport` (Fabric); tests pass a recording fake, which is
