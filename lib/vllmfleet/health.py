@@ -29,6 +29,7 @@ from vllmfleet.client import error_message
 from vllmfleet.errors import DeployError, FleetError
 from vllmfleet.inventory import Endpoints, Inventory
 from vllmfleet.remote import HostAdapter, ServiceName
+from vllmfleet.tables import table
 
 HTTP_TIMEOUT_S = 5.0
 TOKEN_TIMEOUT_S = 60.0
@@ -229,10 +230,7 @@ def healthy(checks: Iterable[Check]) -> bool:
 def format_table(checks: Iterable[Check]) -> str:
     rows = [(c.host, c.what, "ok" if c.ok else "n/a" if c.ok is None else "FAIL", c.detail)
             for c in checks]
-    head = ("HOST", "CHECK", "RESULT", "DETAIL")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(3)]
-    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}"
-                     .rstrip() for r in [head, *rows])
+    return "\n".join(table(rows, header=("HOST", "CHECK", "RESULT", "DETAIL")))
 
 
 # --- after a restart --------------------------------------------------------------------------
