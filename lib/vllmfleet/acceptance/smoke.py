@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from vllmfleet.acceptance.limits import refused_naming
 from vllmfleet.client import FleetClient, Result
+from vllmfleet.health import served_lengths, serving_problems
 from vllmfleet.inventory import Endpoints, Inventory
 from vllmfleet.tables import table
 
@@ -80,11 +81,13 @@ async def _direct(inv: Inventory, host: str, url: str) -> list[Check]:
             checks.append(Check(target="direct", name=host, what="models", ok=False,
                                 detail=f"/v1/models failed: {exc}"))
         else:
-            if not any(m.get("id") == vllm.served_model_name for m in models):
-                listed = ", ".join(str(m.get("id")) for m in models) or "no model"
-                checks.append(Check(target="direct", name=host, what="models", ok=False,
-                                    detail=f"/v1/models lists {listed}, not "
-                                           f"{vllm.served_model_name} as the inventory says"))
+            # the served name here; each listed model's length in the rows below
+            problems = serving_problems(
+                served_lengths(models), served=vllm.served_model_name,
+                max_model_len=vllm.max_model_len, wrong=None, nothing="no model",
+                absent="/v1/models lists {listed}, not {served} as the inventory says")
+            checks += [Check(target="direct", name=host, what="models", ok=False, detail=p)
+                       for p in problems]
         for model in models:
             good = (model.get("id") == vllm.served_model_name
                     and model.get("max_model_len") == vllm.max_model_len)
