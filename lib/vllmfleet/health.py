@@ -2,12 +2,13 @@
 health wait a deploy uses after a restart.
 
 vLLM: ``GET /health`` answers 200, and ``/v1/models`` lists the served name with the
-expected ``max_model_len``. The proxy: ``/health/liveliness`` and ``/health/readiness``
-(no key needed), ``/v1/models`` lists every alias, and every alias answers a one-token chat
-(master key). GPU memory: ``nvidia-smi --query-gpu=memory.used,memory.total
---format=csv,noheader,nounits`` through the host adapter; a host without nvidia-smi gets
-"n/a", which is not a failure. HTTP goes straight to the hosts (proxy environment
-variables are ignored) with short timeouts.
+expected ``max_model_len`` (:func:`serving_problems`, the one such check: the smoke test,
+the rollback check and the plugin's context suite use it too). The proxy:
+``/health/liveliness`` and ``/health/readiness`` (no key needed), ``/v1/models`` lists every
+alias, and every alias answers a one-token chat (master key). GPU memory:
+``nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader,nounits`` through
+the host adapter; a host without nvidia-smi gets "n/a", which is not a failure. HTTP goes
+straight to the hosts (proxy environment variables are ignored) with short timeouts.
 
 :func:`wait_healthy` polls (tenacity) until the service answers, and gives up early when
 the adapter reports the container/unit dead (a vLLM that exits at start is not waited for
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
@@ -29,6 +31,7 @@ from vllmfleet.client import error_message
 from vllmfleet.errors import DeployError, FleetError
 from vllmfleet.inventory import Endpoints, Inventory
 from vllmfleet.remote import HostAdapter, ServiceName
+from vllmfleet.tables import table
 
 HTTP_TIMEOUT_S = 5.0
 TOKEN_TIMEOUT_S = 60.0
@@ -81,6 +84,40 @@ def _ms(start: float) -> str:
 
 # --- vLLM -----------------------------------------------------------------------------------
 
+NOT_A_MODEL_LIST = "not a model list"
+
+
+def served_lengths(models_json: Any) -> dict[str, Any] | None:
+    """A ``/v1/models`` answer (the parsed body, or its ``data`` list) as served name →
+    ``max_model_len``; None when it is not a model list."""
+    try:
+        data = models_json["data"] if isinstance(models_json, dict) else models_json
+        return {str(m["id"]): m.get("max_model_len") for m in data}
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def serving_problems(lengths: Mapping[str, Any] | None, *, served: str, max_model_len: int,
+                     absent: str = "serves {listed}, not {served}",
+                     wrong: str | None = "{served}: max_model_len {got}, expected {expected}",
+                     nothing: str = "nothing") -> list[str]:
+    """Does vLLM serve what the inventory says? ``[]`` when ``lengths`` (from
+    :func:`served_lengths`) lists ``served`` with ``max_model_len``, else the one problem.
+
+    The wording is the caller's: ``absent`` (fields ``listed``, ``served``; ``listed`` is
+    ``nothing`` when no model is served) and ``wrong`` (fields ``served``, ``got``,
+    ``expected``; None: the length is not checked).
+    """
+    if lengths is None:
+        return [NOT_A_MODEL_LIST]
+    if served not in lengths:
+        return [absent.format(listed=", ".join(lengths) or nothing, served=served)]
+    got = lengths[served]
+    if wrong is not None and got != max_model_len:
+        return [wrong.format(served=served, got=got, expected=max_model_len)]
+    return []
+
+
 def vllm_checks(host: str, url: str, *, served: str, max_model_len: int,
                 client: httpx.Client, probe_health: bool = True) -> list[Check]:
     """/health is 200; /v1/models lists ``served`` with ``max_model_len``."""
@@ -98,20 +135,17 @@ def vllm_checks(host: str, url: str, *, served: str, max_model_len: int,
                          detail=f"HTTP {code or 'no answer'}: {body[:120]}"))
         return out
     try:
-        models = {str(m["id"]): m.get("max_model_len") for m in json.loads(body)["data"]}
-    except (ValueError, KeyError, TypeError):
-        out.append(Check(host=host, what=what, ok=False, detail=f"not a model list: {body[:80]}"))
+        lengths = served_lengths(json.loads(body))
+    except ValueError:
+        lengths = None
+    if lengths is None:
+        out.append(Check(host=host, what=what, ok=False,
+                         detail=f"{NOT_A_MODEL_LIST}: {body[:80]}"))
         return out
-    if served not in models:
-        out.append(Check(host=host, what=what, ok=False,
-                         detail=f"serves {', '.join(models) or 'nothing'}, not {served}"))
-    elif models[served] != max_model_len:
-        out.append(Check(host=host, what=what, ok=False,
-                         detail=f"{served}: max_model_len {models[served]}, expected "
-                                f"{max_model_len}"))
-    else:
-        out.append(Check(host=host, what=what, ok=True,
-                         detail=f"{served}, max_model_len {max_model_len}"))
+    problems = serving_problems(lengths, served=served, max_model_len=max_model_len)
+    out.append(Check(host=host, what=what, ok=not problems,
+                     detail=problems[0] if problems
+                     else f"{served}, max_model_len {max_model_len}"))
     return out
 
 
@@ -229,10 +263,7 @@ def healthy(checks: Iterable[Check]) -> bool:
 def format_table(checks: Iterable[Check]) -> str:
     rows = [(c.host, c.what, "ok" if c.ok else "n/a" if c.ok is None else "FAIL", c.detail)
             for c in checks]
-    head = ("HOST", "CHECK", "RESULT", "DETAIL")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(3)]
-    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}"
-                     .rstrip() for r in [head, *rows])
+    return "\n".join(table(rows, header=("HOST", "CHECK", "RESULT", "DETAIL")))
 
 
 # --- after a restart --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pytest_vllmfleet.markers import ContextLimit
 from pytest_vllmfleet.plugin import Recorder
 from vllmfleet.client import Result
 from vllmfleet.client.load import Stats
+from vllmfleet.health import served_lengths, serving_problems
 
 pytestmark = pytest.mark.context_limit
 
@@ -31,16 +32,13 @@ def test_models_report_the_inventory_max_model_len(fleet: Fleet, fleet_host: str
                                                    fleet_target: str) -> None:
     vllm = fleet.vllm(fleet_host)
     models = fleet.run(fleet.client(fleet_host).models())
-    cards = {str(m.get("id")): m for m in models}
-    where = f"{fleet_host} ({fleet.endpoints.hosts[fleet_host]}/v1/models)"
-    if vllm.served_model_name not in cards:
-        fail_with(where, [f"serves {', '.join(cards) or 'nothing'}, not "
-                          f"{vllm.served_model_name} as the inventory says"])
-    got = cards[vllm.served_model_name].get("max_model_len")
-    if got != vllm.max_model_len:
-        fail_with(where, [f"max_model_len is {got}, the inventory says {vllm.max_model_len}: "
-                          "the running config is not the inventory's (deploy it, or fix the "
-                          "inventory)"])
+    problems = serving_problems(
+        served_lengths(models), served=vllm.served_model_name, max_model_len=vllm.max_model_len,
+        absent="serves {listed}, not {served} as the inventory says",
+        wrong="max_model_len is {got}, the inventory says {expected}: the running config is "
+              "not the inventory's (deploy it, or fix the inventory)")
+    if problems:
+        fail_with(f"{fleet_host} ({fleet.endpoints.hosts[fleet_host]}/v1/models)", problems)
 
 
 def test_prompts_at_a_fraction_of_max_input_succeed(

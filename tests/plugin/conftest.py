@@ -23,6 +23,7 @@ import yaml
 
 from vllmfleet import render
 from vllmfleet.inventory import load
+from vllmfleet.localfleet.facts import emulator_facts
 from vllmfleet.localfleet.processes import free_port, spawn, stop, wait_healthy
 
 # httpx imports httpcore lazily and caches its exception classes on first use; pytester
@@ -67,9 +68,9 @@ class Emulators:
         """
         inventory = load(REFERENCE)
         port = free_port()
-        argv = [sys.executable, "-m", "vllmfleet.emulator",
-                *render.vllm_args(inventory.hosts[host], bind="127.0.0.1", port=port),
-                "--emulator-inventory", str(REFERENCE), "--emulator-host", host,
+        launch = render.vllm_args(inventory.hosts[host], bind="127.0.0.1", port=port)
+        argv = [sys.executable, "-m", "vllmfleet.emulator", *launch,
+                *emulator_facts(inventory, host, launch=launch),
                 "--emulator-time-scale", "0.05", *extra]
         if names:
             argv += ["--served-model-name", *names]

@@ -46,6 +46,21 @@ def test_vllm_checks() -> None:
                                              max_model_len=1, client=dead)] == [False, False]
 
 
+def test_serving_problems_is_the_one_served_model_check() -> None:
+    lengths = health.served_lengths(MODELS)
+    assert lengths == health.served_lengths(MODELS["data"]) == {"llama": 16384}
+    assert health.serving_problems(lengths, served="llama", max_model_len=16384) == []
+    assert health.serving_problems(lengths, served="llama", max_model_len=8192) == [
+        "llama: max_model_len 16384, expected 8192"]
+    assert health.serving_problems({}, served="qwen", max_model_len=1, nothing="no model",
+                                   absent="lists {listed}, not {served}") == [
+        "lists no model, not qwen"]
+    assert health.serving_problems(lengths, served="llama", max_model_len=1, wrong=None) == []
+    for bad in ({}, {"data": [{"name": "x"}]}, "text", None):
+        assert health.serving_problems(health.served_lengths(bad), served="llama",
+                                       max_model_len=1) == ["not a model list"]
+
+
 def test_proxy_checks_need_the_key_and_every_alias_to_answer() -> None:
     routes: dict[str, Any] = {
         "GET /health/liveliness": {}, "GET /health/readiness": {},

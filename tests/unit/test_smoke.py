@@ -78,7 +78,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> smoke.SmokeReport
         return real(url, transport=httpx.MockTransport(handler), **kw)
 
     monkeypatch.setattr(smoke, "FleetClient", client)
-    endpoints = smoke.Endpoints(proxy_url="http://127.0.0.1:4000", api_key="sk-test",
+    endpoints = smoke.Endpoints(proxy="http://127.0.0.1:4000", key="sk-test",
                                 hosts={"wintermute": "http://127.0.0.1:8001",
                                        "armitage": "http://127.0.0.1:8002"})
     return asyncio.run(smoke.run_smoke(_clamping(load(REFERENCE)), endpoints))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vllmfleet.client.load import LoadRun, ResultStats
+from vllmfleet.tables import table
 
 if TYPE_CHECKING:  # the client (httpx) is not needed to summarise results
     from vllmfleet.client import Result
@@ -140,7 +141,7 @@ class Report:
         """The summary as an aligned text table (times in milliseconds)."""
         head = ("suite", "sent", "host", "target", "model", "2xx/n", "p50", "p90", "p99",
                 "ttft p50", "peak run/wait", "outcomes")
-        rows = [head]
+        rows: list[tuple[str, ...]] = []
         for g in self.groups:
             lat, ttft = g.latency, g.ttft
             peaks = "" if g.peak_running is None and g.peak_waiting is None else \
@@ -149,11 +150,9 @@ class Report:
                          f"{sum(r.ok for r in g.results)}/{len(g.results)}",
                          _ms(lat.p50), _ms(lat.p90), _ms(lat.p99), _ms(ttft.p50), peaks,
                          ", ".join(f"{n} x {k}" for k, n in sorted(g.outcomes.items()))))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True))
-                 + "  " + r[-1] for r in rows]
+        lines = table(rows, header=head)
         lines.insert(1, "-" * len(lines[0]))
-        return "\n".join(line.rstrip() for line in lines)
+        return "\n".join(lines)
 
 
 def _ms(seconds: float | None) -> str:

@@ -26,7 +26,7 @@ from vllmfleet import render
 from vllmfleet.deploy.apply import Options, Outcome, Say
 from vllmfleet.deploy.run import Access, deploy_host, rollback_host
 from vllmfleet.errors import DeployError
-from vllmfleet.health import http_client
+from vllmfleet.health import http_client, served_lengths, serving_problems
 from vllmfleet.inventory import Inventory, load, proxy_url, vllm_url
 
 LIMIT_KEYS = ("max_input_tokens", "max_output_tokens", "rpm", "tpm")
@@ -84,8 +84,8 @@ def observe(inventory: Inventory, hosts: Sequence[str], *, access: Access,
     with http_client(timeout_s=30.0) as client:
         for name, host in inventory.vllm_hosts.items():
             response = client.get(vllm_url(host) + "/v1/models")
-            served[name] = ({m["id"]: m.get("max_model_len") for m in response.json()["data"]}
-                            if response.status_code == 200 else {"HTTP": response.status_code})
+            lengths = served_lengths(response.json()) if response.status_code == 200 else None
+            served[name] = {"HTTP": response.status_code} if lengths is None else lengths
         base = proxy_url(inventory)
         listed = client.get(base + "/v1/models", headers=headers)
         info = client.get(base + "/model/info", headers=headers)
@@ -128,6 +128,7 @@ class Cycle:
     """The three observations of one round trip and what each step did."""
 
     host: str
+    served_model_name: str  # the host's, before and during (the change keeps it)
     max_model_len: tuple[int, int]  # (before, during the changed deploy)
     baseline: Observation
     changed: Observation
@@ -140,15 +141,16 @@ class Cycle:
         out = []
         old, new = self.max_model_len
         seen = self.changed.served.get(self.host, {})
-        if new not in seen.values():
+        if serving_problems(seen, served=self.served_model_name, max_model_len=new):
             out.append(f"after the changed deploy {self.host} reports {seen}, not "
                        f"max_model_len {new}: the deploy did not take effect")
         if self.changed.proxy_limits == self.baseline.proxy_limits:
             out.append("after the changed deploy the proxy shows the same limits as before: "
                        "the proxy deploy did not take effect")
         out += [f"not restored: {d}" for d in self.baseline.differences(self.restored)]
-        if self.restored.served.get(self.host) and old not in \
-                self.restored.served[self.host].values():
+        restored = self.restored.served.get(self.host)
+        if restored and serving_problems(restored, served=self.served_model_name,
+                                         max_model_len=old):
             out.append(f"{self.host} does not report max_model_len {old} again")
         return out
 
@@ -185,7 +187,8 @@ def run_cycle(inventory: Inventory, host: str, *, access: Access, options: Optio
     if not all(o.ok for o in rollbacks):
         raise DeployError("the rollback failed:\n" + _report(rollbacks))
     restored = observe(inventory, touched, access=access, key=options.master_key)
-    return Cycle(host=host, max_model_len=(vllm_before.max_model_len, vllm_after.max_model_len),
+    return Cycle(host=host, served_model_name=vllm_before.served_model_name,
+                 max_model_len=(vllm_before.max_model_len, vllm_after.max_model_len),
                  baseline=baseline, changed=changed, restored=restored, deploys=tuple(deploys),
                  rollbacks=tuple(rollbacks))
 

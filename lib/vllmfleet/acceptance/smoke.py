@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from vllmfleet.acceptance.limits import refused_naming
 from vllmfleet.client import FleetClient, Result
+from vllmfleet.health import served_lengths, serving_problems
 from vllmfleet.inventory import Endpoints, Inventory
+from vllmfleet.tables import table
 
 _HELLO = [{"role": "user", "content": "Say hello to the fleet in five words."}]
 
@@ -79,11 +81,13 @@ async def _direct(inv: Inventory, host: str, url: str) -> list[Check]:
             checks.append(Check(target="direct", name=host, what="models", ok=False,
                                 detail=f"/v1/models failed: {exc}"))
         else:
-            if not any(m.get("id") == vllm.served_model_name for m in models):
-                listed = ", ".join(str(m.get("id")) for m in models) or "no model"
-                checks.append(Check(target="direct", name=host, what="models", ok=False,
-                                    detail=f"/v1/models lists {listed}, not "
-                                           f"{vllm.served_model_name} as the inventory says"))
+            # the served name here; each listed model's length in the rows below
+            problems = serving_problems(
+                served_lengths(models), served=vllm.served_model_name,
+                max_model_len=vllm.max_model_len, wrong=None, nothing="no model",
+                absent="/v1/models lists {listed}, not {served} as the inventory says")
+            checks += [Check(target="direct", name=host, what="models", ok=False, detail=p)
+                       for p in problems]
         for model in models:
             good = (model.get("id") == vllm.served_model_name
                     and model.get("max_model_len") == vllm.max_model_len)
@@ -150,14 +154,13 @@ async def run_smoke(inv: Inventory, endpoints: Endpoints) -> SmokeReport:
 
 def format_smoke(report: SmokeReport) -> str:
     """The smoke report as a table, with a verdict line."""
-    rows = [("target", "name", "check", "result", "latency", "detail")]
+    rows: list[tuple[str, ...]] = []
     for c in report.checks:
         latency = f"{c.latency_s * 1000:.0f} ms" if c.latency_s is not None else ""
         rows.append((c.target, c.name, c.what, "ok" if c.ok else "FAIL", latency, c.detail))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths, strict=False))
-             + "  " + r[5] for r in rows]
-    lines.insert(1, "-" * min(120, sum(widths) + 10 + max(len(r[5]) for r in rows)))
+    lines = table(rows, header=("target", "name", "check", "result", "latency", "detail"),
+                  rstrip=False)
+    lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
     failed = sum(not c.ok for c in report.checks)
     verdict = (f"all {len(report.checks)} checks passed" if report.ok
                else f"{failed} of {len(report.checks)} checks FAILED")

@@ -37,6 +37,7 @@ from vllmfleet.deploy.plan import SERVICE_OF_KIND, Desired, from_backup, from_re
 from vllmfleet.errors import BackupError, DeployError, FleetError
 from vllmfleet.inventory import Host, Inventory
 from vllmfleet.remote import HostAdapter, ServiceName, adapter_for
+from vllmfleet.tables import table
 
 Sudo = Literal["proxy", "all", "none"]
 
@@ -207,16 +208,14 @@ def snapshot(inventory: Inventory, name: str, *, access: Access, options: Option
 
 def summary(outcomes: Sequence[Outcome]) -> str:
     """One line per host: result, changed files, backup, seconds, SSH connections."""
-    rows = [("HOST", "SERVICES", "RESULT", "CHANGED", "BACKUP", "TIME", "SSH")]
+    rows: list[tuple[str, ...]] = []
     for o in outcomes:
         result = o.result.upper() if not o.ok else o.result
         if o.result == "failed" and o.restored is not None:
             result += " (rolled back)" if o.restored else " (ROLLBACK FAILED)"
         rows.append((o.host, "+".join(o.services) or "-", result, str(len(o.changed)),
                      o.backup or "-", f"{o.seconds:.1f} s", str(o.connections)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(f"{v:<{w}}" for v, w in zip(r, widths, strict=True)).rstrip()
-             for r in rows]
+    lines = table(rows, header=("HOST", "SERVICES", "RESULT", "CHANGED", "BACKUP", "TIME", "SSH"))
     failed = [o.host for o in outcomes if not o.ok]
     lines.append(f"failed: {', '.join(failed)}" if failed else "all hosts ok")
     return "\n".join(lines)

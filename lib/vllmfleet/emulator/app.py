@@ -149,7 +149,7 @@ async def _run(cfg: EmulatorConfig, sock: socket.socket, stop: asyncio.Event) ->
             return 0
     if cfg.faults.fail_at_start is not None:
         return _fail(startup.StartupError(kind="RuntimeError", message=cfg.faults.fail_at_start))
-    weights = cfg.architecture.weights_gib if cfg.architecture else 0.0
+    weights = cfg.weights_gib or 0.0
     log.info("Model loading took %.4f GiB and %.6f seconds", weights,
              time.monotonic() - started)
     checked = startup.capacity(cfg)

@@ -20,15 +20,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from vllmfleet.emulator.config import (
-    ARCHITECTURE_FIELDS,
-    Architecture,
-    EmulatorConfig,
-    Faults,
-    GPUFacts,
-    Speed,
-)
+from vllmfleet.emulator.config import ARCHITECTURE_FIELDS, EmulatorConfig, Faults, GPUFacts, Speed
 from vllmfleet.emulator.versions import parse_version
+from vllmfleet.vllm.architecture import Architecture
 
 PROG = "python -m vllmfleet.emulator"
 DEFAULT_VERSION = "0.11.0"
@@ -267,7 +261,7 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
     if not 0 < ns.gpu_memory_utilization <= 1:
         raise ValueError(f"argument --gpu-memory-utilization: {ns.gpu_memory_utilization} "
                          "must be a fraction in (0, 1], e.g. 0.9")
-    gpu, arch = _facts(ns)
+    gpu, arch, weights_gib = _facts(ns)
     max_model_len = ns.max_model_len
     if max_model_len is None:
         if arch is None:
@@ -287,7 +281,7 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
         enforce_eager=ns.enforce_eager, api_keys=tuple(api_keys), version=version,
         log_requests=log_requests, log_stats=not ns.disable_log_stats,
         access_log=not ns.disable_uvicorn_access_log, log_level=ns.uvicorn_log_level,
-        gpu=gpu, architecture=arch,
+        gpu=gpu, architecture=arch, weights_gib=weights_gib,
         speed=Speed(time_scale=ns.emulator_time_scale, prefill_tps=ns.emulator_prefill_tps,
                     decode_tps=ns.emulator_decode_tps,
                     output_tokens=ns.emulator_output_tokens),
@@ -297,9 +291,10 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
     )
 
 
-def _facts(ns: argparse.Namespace) -> tuple[GPUFacts | None, Architecture | None]:
-    """GPU and architecture from the --emulator-… flags (the local fleet derives them from
-    the inventory: :func:`vllmfleet.localfleet.facts.emulator_facts`)."""
+def _facts(ns: argparse.Namespace
+           ) -> tuple[GPUFacts | None, Architecture | None, float | None]:
+    """GPU, architecture and weights (GiB) from the --emulator-… flags (the local fleet
+    derives them from the inventory: :func:`vllmfleet.localfleet.facts.emulator_facts`)."""
     arch_values = {name: getattr(ns, f"emulator_{name}") for name in ARCHITECTURE_FIELDS}
     given = [f"--emulator-{k.replace('_', '-')}" for k, v in arch_values.items() if v is not None]
     capability = ns.emulator_compute_capability
@@ -310,7 +305,7 @@ def _facts(ns: argparse.Namespace) -> tuple[GPUFacts | None, Architecture | None
         if given:
             raise ValueError("the architecture flags (" + ", ".join(given) + ") need "
                              "--emulator-gpu-vram-gib too; the capacity check uses them all")
-        return None, None
+        return None, None, None
     missing = [f"--emulator-{k.replace('_', '-')}" for k, v in arch_values.items() if v is None]
     if missing:
         raise ValueError("--emulator-gpu-vram-gib needs the model's architecture too; "
@@ -319,7 +314,8 @@ def _facts(ns: argparse.Namespace) -> tuple[GPUFacts | None, Architecture | None
     gpu = GPUFacts(vram_gib=ns.emulator_gpu_vram_gib,
                    reserved_gib=ns.emulator_gpu_reserved_gib or 0.0,
                    compute_capability=capability or "8.9")
-    return gpu, Architecture(**arch_values)
+    weights_gib = arch_values.pop("weights_gib")
+    return gpu, Architecture(**arch_values), weights_gib
 
 
 def _is_capability(text: str) -> bool:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
+
+from vllmfleet.vllm.architecture import ARCHITECTURE_FIELDS as _ARCHITECTURE
+from vllmfleet.vllm.architecture import Architecture
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,22 +23,9 @@ class GPUFacts:
         return int(major), int(minor)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Architecture:
-    """The emulated model's config.json facts and its weights' size."""
-
-    layers: int
-    kv_heads: int
-    head_dim: int
-    hidden_size: int
-    intermediate_size: int
-    vocab_size: int
-    max_position_embeddings: int
-    weights_gib: float
-
-
-#: The architecture's field names, in order (each is also an ``--emulator-…`` flag).
-ARCHITECTURE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Architecture))
+#: The model facts the emulator takes, each as an ``--emulator-…`` flag, in order: the
+#: :class:`~vllmfleet.vllm.architecture.Architecture`'s fields, then the weights' size.
+ARCHITECTURE_FIELDS: tuple[str, ...] = (*_ARCHITECTURE, "weights_gib")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +74,7 @@ class EmulatorConfig:
     access_log: bool = True
     log_level: str = "info"
     gpu: GPUFacts | None = None
-    architecture: Architecture | None = None
+    architecture: Architecture | None = None  # given together with weights_gib
+    weights_gib: float | None = None
     speed: Speed = Speed()
     faults: Faults = Faults()

@@ -51,15 +51,12 @@ def config_error(cfg: EmulatorConfig) -> StartupError | None:
 
 def capacity_input(cfg: EmulatorConfig) -> CapacityInput | None:
     """The capacity model's input for ``cfg``, or None without GPU/model facts."""
-    if cfg.gpu is None or cfg.architecture is None:
+    if cfg.gpu is None or cfg.architecture is None or cfg.weights_gib is None:
         return None
-    a = cfg.architecture
     return CapacityInput(
         vram_gib=cfg.gpu.vram_gib, reserved_gib=cfg.gpu.reserved_gib,
-        gpu_memory_utilization=cfg.gpu_memory_utilization, weights_gib=a.weights_gib,
-        layers=a.layers, kv_heads=a.kv_heads, head_dim=a.head_dim, hidden_size=a.hidden_size,
-        intermediate_size=a.intermediate_size, vocab_size=a.vocab_size,
-        max_position_embeddings=a.max_position_embeddings, kv_cache_dtype=cfg.kv_cache_dtype,
+        gpu_memory_utilization=cfg.gpu_memory_utilization, weights_gib=cfg.weights_gib,
+        architecture=cfg.architecture, kv_cache_dtype=cfg.kv_cache_dtype,
         max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs,
         max_num_batched_tokens=cfg.max_num_batched_tokens, enforce_eager=cfg.enforce_eager,
         tensor_parallel_size=cfg.tensor_parallel_size)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from vllmfleet.errors import Problem
 from vllmfleet.inventory.schema import meta, spec
+from vllmfleet.vllm.architecture import ARCHITECTURE_FIELDS, Architecture
 
 Platform = Literal["linux", "wsl", "windows", "local"]
 KVCacheDtype = Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]
@@ -167,24 +168,31 @@ class Alias:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Model:
-    """Architecture facts the capacity planner needs (from the model's config.json)."""
+class _Named:
+    """The first keys of a ``models:`` entry (see :class:`Model`)."""
 
     name: str
     hf_id: str = spec(help="the model's Hugging Face repo",
                       example="meta-llama/Llama-3.1-8B-Instruct")
-    layers: int = spec(ge=1, help="num_hidden_layers from config.json", example="32")
-    kv_heads: int = spec(ge=1, help="num_key_value_heads from config.json", example="8")
-    head_dim: int = spec(ge=1, help="hidden_size / num_attention_heads", example="128")
-    hidden_size: int = spec(ge=1, help="hidden_size from config.json", example="4096")
-    intermediate_size: int = spec(ge=1, help="intermediate_size from config.json",
-                                  example="14336")
-    vocab_size: int = spec(ge=1, help="vocab_size from config.json", example="128256")
-    max_position_embeddings: int = spec(ge=1, help="max_position_embeddings from config.json",
-                                        example="131072")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Model(Architecture, _Named):
+    """A ``models:`` entry: its repo, the architecture facts the capacity planner needs (from
+    the model's config.json) and the size of its weights per checkpoint format.
+
+    The keys stay flat in the YAML; the base order (``Architecture, _Named``) makes the
+    fields read name, hf_id, the architecture, weights_gib, as the entry is written.
+    """
+
     weights_gib: dict[str, float] = field(metadata=meta(
         gt=0, help="GiB of weights per format (bf16, awq, gptq, fp8)",
         example="{bf16: 14.99, awq: 5.37}"))
+
+    @property
+    def architecture(self) -> Architecture:
+        """The architecture alone (what the capacity model and the emulator take)."""
+        return Architecture(**{name: getattr(self, name) for name in ARCHITECTURE_FIELDS})
 
 
 @dataclass(frozen=True, kw_only=True)

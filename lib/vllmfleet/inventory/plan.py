@@ -6,15 +6,19 @@ host (GPU from ``hosts``, architecture and weights from ``models``, flags from `
 from __future__ import annotations
 
 import difflib
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from vllmfleet.errors import CapacityError
 from vllmfleet.inventory.model import Inventory
+from vllmfleet.vllm.architecture import ARCHITECTURE_FIELDS
 from vllmfleet.vllm.capacity import CapacityInput, CapacityReport, estimate
 from vllmfleet.vllm.kernels import weight_format
 
-_FIELDS = [f.name for f in fields(CapacityInput)]
+# The settings an override may name: the input's own and the architecture's, as in
+# CapacityInput.flat().
+_FIELDS = [name for f in fields(CapacityInput)
+           for name in (ARCHITECTURE_FIELDS if f.name == "architecture" else (f.name,))]
 
 
 def input_for(inventory: Inventory, host_name: str, **overrides: Any) -> CapacityInput:
@@ -37,18 +41,17 @@ def input_for(inventory: Inventory, host_name: str, **overrides: Any) -> Capacit
     if fmt not in model.weights_gib:
         raise CapacityError(f"{host_name}: models.{model.name}.weights_gib has no {fmt!r} entry "
                             f"for quantization {vllm.quantization!r}; add weights_gib.{fmt}")
+    architecture = replace(model.architecture, **{k: v for k, v in overrides.items()
+                                                  if k in ARCHITECTURE_FIELDS})
     values: dict[str, Any] = {
         "vram_gib": gpu.vram_gib, "reserved_gib": gpu.reserved_gib,
         "gpu_memory_utilization": vllm.gpu_memory_utilization,
-        "weights_gib": model.weights_gib[fmt], "layers": model.layers,
-        "kv_heads": model.kv_heads, "head_dim": model.head_dim,
-        "hidden_size": model.hidden_size, "intermediate_size": model.intermediate_size,
-        "vocab_size": model.vocab_size, "max_position_embeddings": model.max_position_embeddings,
+        "weights_gib": model.weights_gib[fmt], "architecture": architecture,
         "kv_cache_dtype": vllm.kv_cache_dtype, "max_model_len": vllm.max_model_len,
         "max_num_seqs": vllm.max_num_seqs, "max_num_batched_tokens": vllm.max_num_batched_tokens,
         "enforce_eager": vllm.enforce_eager, "tensor_parallel_size": vllm.tensor_parallel_size,
     }
-    values.update(overrides)
+    values.update({k: v for k, v in overrides.items() if k not in ARCHITECTURE_FIELDS})
     return CapacityInput(**values)
 
 

@@ -9,6 +9,7 @@ The emulator itself never reads the inventory: it gets these flags.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from vllmfleet.emulator.config import ARCHITECTURE_FIELDS
 from vllmfleet.errors import LocalFleetError
@@ -40,7 +41,7 @@ def emulator_facts(inventory: Inventory, host_name: str, *,
     flags = ["--emulator-gpu-vram-gib", repr(inp.vram_gib),
              "--emulator-gpu-reserved-gib", repr(inp.reserved_gib),
              "--emulator-compute-capability", host.gpu.compute_capability]
+    values = {**asdict(inp.architecture), "weights_gib": weights}
     for name in ARCHITECTURE_FIELDS:
-        value = weights if name == "weights_gib" else getattr(inp, name)
-        flags += [f"--emulator-{name.replace('_', '-')}", repr(value)]
+        flags += [f"--emulator-{name.replace('_', '-')}", repr(values[name])]
     return flags

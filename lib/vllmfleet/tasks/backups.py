@@ -15,6 +15,7 @@ from invoke.tasks import task
 
 from vllmfleet.deploy import backups
 from vllmfleet.errors import BackupError, FleetError
+from vllmfleet.tables import table
 from vllmfleet.tasks._common import load_inventory, pick_hosts, user_errors
 from vllmfleet.tasks.deploy import access, conf, options, say
 
@@ -76,10 +77,8 @@ def list_(c: Context, host: str | None = None, inventory: str | None = None) -> 
     if not rows:
         print(f"no backups in {store}" + (f" for {host}" if host else ""))
         return
-    head = ("HOST", "ID", "CREATED", "FILES", "NOTE")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    for r in [head, *rows]:
-        print("  ".join(f"{v:<{w}}" for v, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    for line in table(rows, header=("HOST", "ID", "CREATED", "FILES", "NOTE"), rstrip=False):
+        print(line)
 
 
 @task(help={"host": _STORED, "inventory": _INV})

@@ -26,9 +26,11 @@ Every overhead constant below is an ESTIMATE; its comment says where it comes fr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from vllmfleet.errors import CapacityError
+from vllmfleet.vllm.architecture import Architecture
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -87,13 +89,7 @@ class CapacityInput:
     reserved_gib: float
     gpu_memory_utilization: float
     weights_gib: float
-    layers: int
-    kv_heads: int
-    head_dim: int
-    hidden_size: int
-    intermediate_size: int
-    vocab_size: int
-    max_position_embeddings: int
+    architecture: Architecture
     kv_cache_dtype: str
     max_model_len: int
     max_num_seqs: int
@@ -103,14 +99,13 @@ class CapacityInput:
     cuda_context_gib: float = CUDA_CONTEXT_GIB
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, value in self.flat().items():
             if isinstance(value, bool | str) or value is None:
                 continue
-            may_be_zero = f.name in _MAY_BE_ZERO
+            may_be_zero = name in _MAY_BE_ZERO
             if value < 0 or (value == 0 and not may_be_zero):
                 must = "at least 0" if may_be_zero else "more than 0"
-                raise CapacityError(f"capacity input {f.name}={value!r} is out of range: "
+                raise CapacityError(f"capacity input {name}={value!r} is out of range: "
                                     f"it must be {must}")
         if self.gpu_memory_utilization > 1:
             raise CapacityError(f"capacity input gpu_memory_utilization="
@@ -118,6 +113,14 @@ class CapacityInput:
         if self.kv_cache_dtype not in KV_DTYPE_BYTES:
             raise CapacityError(f"capacity input kv_cache_dtype={self.kv_cache_dtype!r} is not "
                                 "known; use one of " + ", ".join(KV_DTYPE_BYTES))
+
+    def flat(self) -> dict[str, Any]:
+        """Every input by name, the architecture's facts in its place (``inv plan --json``)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out.update(asdict(value) if isinstance(value, Architecture) else {f.name: value})
+        return out
 
     @property
     def batched_tokens(self) -> int:
@@ -131,7 +134,7 @@ class CapacityInput:
     @property
     def kv_heads_per_gpu(self) -> int:
         """KV heads one GPU holds: vLLM splits them across TP ranks, replicating if fewer."""
-        return max(1, self.kv_heads // self.tensor_parallel_size)
+        return max(1, self.architecture.kv_heads // self.tensor_parallel_size)
 
     @property
     def cuda_graph_sizes(self) -> list[int]:
@@ -166,7 +169,7 @@ class CapacityReport:
 
     @property
     def too_long_for_model(self) -> bool:
-        return self.input.max_model_len > self.input.max_position_embeddings
+        return self.input.max_model_len > self.input.architecture.max_position_embeddings
 
     @property
     def kv_budget_bytes(self) -> int:
@@ -197,9 +200,9 @@ class CapacityReport:
         if self.too_long_for_model:
             return (f"User-specified max_model_len ({inp.max_model_len}) is greater than the "
                     f"derived max_model_len (max_position_embeddings="
-                    f"{inp.max_position_embeddings} or model_max_length=None in model's "
-                    "config.json). This may lead to incorrect model outputs or CUDA errors. "
-                    "To allow overriding this maximum, set the env var "
+                    f"{inp.architecture.max_position_embeddings} or model_max_length=None in "
+                    "model's config.json). This may lead to incorrect model outputs or CUDA "
+                    "errors. To allow overriding this maximum, set the env var "
                     "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")
         if self.exceeds_free:
             # vLLM formats these with round(x, 2), not "%.2f": 12.0, not 12.00.
@@ -237,23 +240,23 @@ class CapacityReport:
 
 def kv_bytes_per_token(inp: CapacityInput) -> int:
     """K and V, every layer, this GPU's KV heads: 2 x layers x heads x head_dim x bytes."""
-    return (2 * inp.layers * inp.kv_heads_per_gpu * inp.head_dim
+    return (2 * inp.architecture.layers * inp.kv_heads_per_gpu * inp.architecture.head_dim
             * KV_DTYPE_BYTES[inp.kv_cache_dtype])
 
 
 def activation_gib(inp: CapacityInput) -> float:
     """Estimated torch activation peak of vLLM's profile run (see the constants above)."""
-    tokens = inp.batched_tokens
-    per_token = 2 * inp.hidden_size + 3 * inp.intermediate_size / inp.tensor_parallel_size
+    tokens, arch = inp.batched_tokens, inp.architecture
+    per_token = 2 * arch.hidden_size + 3 * arch.intermediate_size / inp.tensor_parallel_size
     forward = tokens * per_token * MODEL_DTYPE_BYTES
-    sampler = min(inp.max_num_seqs, tokens) * inp.vocab_size * 4 * SAMPLER_LOGIT_COPIES
+    sampler = min(inp.max_num_seqs, tokens) * arch.vocab_size * 4 * SAMPLER_LOGIT_COPIES
     return (forward + sampler) / GiB + ACTIVATION_SLACK_GIB
 
 
 def cuda_graph_gib(inp: CapacityInput) -> float:
     """Estimated CUDA-graph memory: 0 with enforce_eager."""
     sizes = len(inp.cuda_graph_sizes)
-    return sizes * inp.layers * CUDA_GRAPH_MIB_PER_LAYER_AND_SIZE * MiB / GiB
+    return sizes * inp.architecture.layers * CUDA_GRAPH_MIB_PER_LAYER_AND_SIZE * MiB / GiB
 
 
 def non_torch_gib(inp: CapacityInput) -> float:
@@ -272,11 +275,11 @@ def estimate(inp: CapacityInput) -> CapacityReport:
     capacity = blocks * BLOCK_SIZE
     exceeds = requested > free
     fits = (not exceeds and budget > 0 and capacity >= inp.max_model_len
-            and inp.max_model_len <= inp.max_position_embeddings)
+            and inp.max_model_len <= inp.architecture.max_position_embeddings)
     return CapacityReport(
         input=inp, requested_gib=requested, free_at_start_gib=free, exceeds_free=exceeds,
         weights_gib=weights, non_torch_gib=non_torch, activation_gib=activation,
         cuda_graph_gib=graphs, kv_budget_gib=budget, kv_bytes_per_token=per_token,
         kv_capacity_tokens=capacity, fits=fits,
         max_concurrency=blocks / math.ceil(inp.max_model_len / BLOCK_SIZE),
-        largest_max_model_len=min(capacity, inp.max_position_embeddings))
+        largest_max_model_len=min(capacity, inp.architecture.max_position_embeddings))

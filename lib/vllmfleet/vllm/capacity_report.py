@@ -28,13 +28,12 @@ class Verdict:
 def verdict(report: CapacityReport) -> Verdict:
     """Explain ``report`` in one reason and one suggestion, in vLLM's order of checks."""
     inp = report.input
-    mml = inp.max_model_len
+    mml, most = inp.max_model_len, inp.architecture.max_position_embeddings
     if report.too_long_for_model:
         return Verdict(fits=False,
                        reason=f"max_model_len {mml:,} is above the model's "
-                              f"max_position_embeddings {inp.max_position_embeddings:,}",
-                       suggestion=f"set max_model_len to at most "
-                                  f"{inp.max_position_embeddings:,}")
+                              f"max_position_embeddings {most:,}",
+                       suggestion=f"set max_model_len to at most {most:,}")
     if report.exceeds_free:
         return Verdict(fits=False, reason=(
             f"vLLM refuses to start: it asks for {report.requested_gib:.2f} GiB "
@@ -132,7 +131,7 @@ def _host_json(host: str, report: CapacityReport) -> dict[str, object]:
         "cuda_graph_sizes": report.input.cuda_graph_sizes,
         "suggested_gpu_memory_utilization": report.suggested_utilization,
         "vllm_error": report.vllm_error(), "vllm_log_lines": report.vllm_log_lines(),
-        "input": asdict(report.input),
+        "input": report.input.flat(),
     }
 
 

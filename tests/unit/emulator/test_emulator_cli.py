@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from vllmfleet.emulator import parse
+from vllmfleet.errors import CapacityError, LocalFleetError
 from vllmfleet.inventory import load
+from vllmfleet.localfleet.facts import emulator_facts
 from vllmfleet.render import vllm_args
 
 REPO = Path(__file__).resolve().parents[3]
@@ -53,8 +55,8 @@ def test_the_renderers_flags_for_the_shipped_inventory_parse(host: str) -> None:
     inventory = load(FLEET)
     h = inventory.hosts[host]
     assert h.vllm is not None
-    cfg = parse([*vllm_args(h, bind="127.0.0.1", port=0),
-                 "--emulator-inventory", str(FLEET), "--emulator-host", host])
+    args = vllm_args(h, bind="127.0.0.1", port=0)
+    cfg = parse([*args, *emulator_facts(inventory, host, launch=args)])
     assert cfg.served_model_names == (h.vllm.served_model_name,)
     assert cfg.model == h.vllm.weights
     assert (cfg.max_model_len, cfg.max_num_seqs) == (h.vllm.max_model_len, h.vllm.max_num_seqs)
@@ -99,8 +101,8 @@ def test_config_file_supplies_flags(tmp_path: Path) -> None:
 
 
 def test_max_model_len_defaults_to_the_models_maximum() -> None:
-    cfg = parse(["--model", "org/m", "--quantization", "awq_marlin",
-                 "--emulator-inventory", str(FLEET), "--emulator-host", "armitage"])
+    launch = ["--model", "org/m", "--quantization", "awq_marlin"]
+    cfg = parse([*launch, *emulator_facts(load(FLEET), "armitage", launch=launch)])
     assert cfg.max_model_len == 32768
 
 
@@ -115,19 +117,22 @@ def test_gpu_without_architecture_names_the_missing_flags(
     assert "--emulator-kv-heads" in err and "--emulator-weights-gib" in err
 
 
-def test_inventory_needs_a_known_vllm_host(capsys: pytest.CaptureFixture[str]) -> None:
-    err = _rejected([*BASE, "--emulator-inventory", str(FLEET), "--emulator-host", "motoko"],
-                    capsys)
-    assert "motoko" in err and "wintermute" in err
-    assert "go together" in _rejected([*BASE, "--emulator-inventory", str(FLEET)], capsys)
+def test_inventory_facts_need_a_known_vllm_host() -> None:
+    with pytest.raises(CapacityError, match=r"'motoko' does not run vLLM.*wintermute"):
+        emulator_facts(load(FLEET), "motoko")
 
 
-def test_inventory_weights_follow_the_command_lines_quantization(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    inv = [*BASE, "--emulator-inventory", str(FLEET), "--emulator-host", "wintermute"]
-    assert parse([*inv, "--quantization", "awq_marlin"]).architecture.weights_gib == 5.37  # type: ignore[union-attr]
-    assert parse(inv).architecture.weights_gib == 14.99  # type: ignore[union-attr]
-    assert "no 'gptq' entry" in _rejected([*inv, "--quantization", "gptq"], capsys)
+def test_inventory_weights_follow_the_command_lines_quantization() -> None:
+    inventory = load(FLEET)
+
+    def weights(*launch: str) -> float | None:
+        argv = [*BASE, *launch]
+        return parse([*argv, *emulator_facts(inventory, "wintermute", launch=argv)]).weights_gib
+
+    assert weights("--quantization", "awq_marlin") == 5.37
+    assert weights() == 14.99
+    with pytest.raises(LocalFleetError, match="no 'gptq' entry"):
+        weights("--quantization", "gptq")
 
 
 def test_bad_emulator_version_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

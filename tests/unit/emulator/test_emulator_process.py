@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from vllmfleet.inventory import load
+from vllmfleet.localfleet.facts import emulator_facts
 from vllmfleet.render import vllm_args
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,9 +28,10 @@ RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def _launch(host: str, *extra: str) -> list[str]:
-    h = load(FLEET).hosts[host]
-    return [sys.executable, "-m", "vllmfleet.emulator", *vllm_args(h, bind="127.0.0.1", port=0),
-            "--emulator-inventory", str(FLEET), "--emulator-host", host, *extra]
+    inventory = load(FLEET)
+    args = vllm_args(inventory.hosts[host], bind="127.0.0.1", port=0)
+    return [sys.executable, "-m", "vllmfleet.emulator", *args,
+            *emulator_facts(inventory, host, launch=args), *extra]
 
 
 class Server:
