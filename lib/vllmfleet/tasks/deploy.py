@@ -24,7 +24,7 @@ from invoke.tasks import Task, task
 from vllmfleet.errors import FleetError
 from vllmfleet.inventory import Inventory, load
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
-from vllmfleet.tasks.settings import Settings, cli_runtime_path, project_config, settings
+from vllmfleet.tasks.settings import cli_runtime_path, inventory_of, project_config, settings
 
 if TYPE_CHECKING:  # the deploy machinery (Fabric, httpx) loads when a task runs, not for --list
     from vllmfleet.deploy.apply import Options, Outcome
@@ -132,12 +132,12 @@ def hosts_at_import(root: Path) -> list[str]:
 
     The inventory is the one a task would use: the ``inventory`` setting as invoke loads it
     (``INVOKE_VLLMFLEET_INVENTORY``, ``inv -f FILE``, ``root``/invoke.yaml, ~/.invoke.yaml …).
-    A broken inventory or setting must not break ``inv --list``: the per-host tasks are then
-    simply absent, and ``inv validate`` explains.
+    A broken inventory (or ``inventory`` setting) must not break ``inv --list``: the per-host
+    tasks are then simply absent, and ``inv validate`` explains.
     """
     try:
         config = project_config(root, runtime_path=cli_runtime_path())
-        return list(load(Settings.from_config(config).inventory).hosts)
+        return list(load(inventory_of(config)).hosts)
     except (Exit, FleetError, OSError, ValueError, yaml.YAMLError, AmbiguousEnvVar,
             UncastableEnvVar, UnknownFileType):  # invoke reports a broken config file itself
         return []

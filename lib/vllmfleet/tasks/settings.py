@@ -27,8 +27,8 @@ from invoke.config import Config, DataProxy
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-__all__ = ["DEFAULTS", "LOG_LINES_MAX", "Settings", "Sudo", "config_defaults", "project_config",
-           "settings"]
+__all__ = ["DEFAULTS", "LOG_LINES_MAX", "Settings", "Source", "Sudo", "cli_runtime_path",
+           "config_defaults", "inventory_of", "project_config", "settings"]
 
 Sudo = Literal["proxy", "all", "none"]
 #: The most log lines a failure report or ``logs.<host> --lines`` shows (the library's
@@ -145,12 +145,8 @@ class Settings:
 
     def __post_init__(self, sources: Mapping[str, Source | None] | None) -> None:
         for f in fields(self):
-            spec: _Spec = f.metadata["spec"]
-            value = getattr(self, f.name)
-            try:
-                object.__setattr__(self, f.name, spec.parse(value))
-            except _Bad:
-                raise _exit(f.name, value, (sources or {}).get(f.name)) from None
+            value = _parse(f.name, getattr(self, f.name), (sources or {}).get(f.name))
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -170,6 +166,17 @@ class Settings:
         given = {name: _plain(section.get(name)) for name in names
                  if section.get(name) is not None}
         return cls(**given, sources={name: _source(config, name) for name in given})
+
+
+def inventory_of(config: Config) -> Path:
+    """Just the ``inventory`` setting of ``config`` (checked like :class:`Settings` checks it):
+    for the per-host task names at import, which a bad other setting must not hide."""
+    section = config.get(SECTION)
+    raw = _plain(section.get("inventory")) if hasattr(section, "get") else None
+    if raw is None:
+        return Settings().inventory
+    path: Path = _parse("inventory", raw, _source(config, "inventory"))
+    return path
 
 
 #: Each setting's default as invoke's config holds it: text, or None (see the module doc).
@@ -222,19 +229,21 @@ def cli_runtime_path() -> Path | None:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a setting's value came from: an environment variable, a config file, or the
-    defaults (``tasks.py``'s, or code that set it)."""
+    """Where a setting's value came from: an environment variable, a config file (``runtime``:
+    the file of ``inv -f``, which beats the environment), or the defaults."""
 
-    kind: Literal["env", "file", "default"]
+    kind: Literal["env", "file", "runtime", "default"]
     text: str  # "INVOKE_VLLMFLEET_LOG_LINES", "/srv/x/invoke.yaml", "-f /tmp/x.yaml", ...
 
     def fix(self, name: str, example: str) -> str:
-        env = f"INVOKE_{SECTION.upper()}_{name.upper()}"
+        env = f"INVOKE_{SECTION.upper()}_{name.upper()}={example}"
         yaml = f"`{SECTION}: {{{name}: {example}}}`"
         if self.kind == "env":
-            return f"set e.g. {env}={example} (or unset it: {yaml} in invoke.yaml then applies)"
-        where = "that file" if self.kind == "file" else "invoke.yaml"
-        return f"set e.g. {yaml} in {where} or {env}={example}"
+            return f"set e.g. {env}, or unset it"
+        if self.kind == "runtime":
+            return f"write e.g. {yaml} in that file"
+        return f"write e.g. {yaml} in {'that file' if self.kind == 'file' else 'invoke.yaml'}" \
+               f" or set {env}"
 
 
 #: invoke's config layers, highest first: (attribute of the loaded data, of its file path)
@@ -257,7 +266,8 @@ def _source(config: Config, key: str | None) -> Source | None:
             return Source("env", f"{prefix}{SECTION}_{key}".upper())
         if path_attr is not None:
             path = getattr(config, path_attr, None)
-            return Source("file", f"-f {path}" if layer == "_runtime" else str(path))
+            return (Source("runtime", f"-f {path}") if layer == "_runtime"
+                    else Source("file", str(path)))
         return Source("default", "the defaults of tasks.py" if layer == "_collection"
                       else "code that set it")
     return None
@@ -274,8 +284,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _exit(name: str, value: object, source: Source | None) -> Exit:
+def _parse(name: str, value: object, source: Source | None) -> Any:
+    """The one check of setting ``name``; a bad value exits 2 naming setting, source, value and
+    the fix."""
     spec: _Spec = next(f.metadata["spec"] for f in fields(Settings) if f.name == name)
-    fix = (source or Source("default", "")).fix(name, spec.example)
-    return Exit(f"error: {SECTION}.{name}={value!r}{_from(source)} is not {spec.want}: {fix}",
-                code=2)
+    try:
+        return spec.parse(value)
+    except _Bad:
+        fix = (source or Source("default", "")).fix(name, spec.example)
+        raise Exit(f"error: {SECTION}.{name}={value!r}{_from(source)} is not {spec.want}: "
+                   f"{fix}", code=2) from None
