@@ -136,7 +136,7 @@ class Settings:
         _sudo, "one of proxy (sudo -n on the proxy host only), all or none", "proxy"))
     #: a deploy lock older than this many seconds is reported as stale
     lock_stale_s: float = field(default=3600.0, metadata=_spec(
-        _seconds, "a number of seconds, 1 or more", "3600"))
+        _seconds, f"a number of seconds from 1 to {LOCK_STALE_MAX_S:.0f} (ten years)", "3600"))
     #: log lines in a failure report
     log_lines: int = field(default=40, metadata=_spec(
         _whole(1, LOG_LINES_MAX), f"a whole number of lines from 1 to {LOG_LINES_MAX}", "40"))

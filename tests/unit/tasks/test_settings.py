@@ -179,8 +179,8 @@ def test_a_bad_value_in_invoke_yaml_exits_naming_file_value_and_fix(
     ("LOG_LINES", "2.5", "a whole number of lines from 1 to 10000"),
     ("LOG_LINES", "10001", "a whole number of lines from 1 to 10000"),
     ("BACKUPS_KEEP", "ten", "a whole number of backups per host, 1 or more"),
-    ("LOCK_STALE_S", "1h", "a number of seconds, 1 or more"),
-    ("LOCK_STALE_S", "nan", "a number of seconds, 1 or more"),
+    ("LOCK_STALE_S", "1h", "a number of seconds from 1 to 315360000 (ten years)"),
+    ("LOCK_STALE_S", "nan", "a number of seconds from 1 to 315360000 (ten years)"),
     ("INVENTORY", "", "a file path"),
 ])
 def test_a_bad_value_in_the_environment_exits_naming_the_variable(
