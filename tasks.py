@@ -7,12 +7,12 @@ from pathlib import Path
 from invoke.collection import Collection
 
 from vllmfleet.tasks import backups, checks, deploy, fleet, health, logs, rollback
-from vllmfleet.tasks._common import DEFAULTS
+from vllmfleet.tasks.settings import config_defaults
 
-INVENTORY = Path(__file__).parent / "configs" / "fleet.yaml"
+ROOT = Path(__file__).parent
 # deploy.<host>, rollback.<host>, logs.<host>: one per host of the inventory (none when the
 # inventory does not load; `inv validate` says why)
-HOSTS = deploy.hosts_at_import(INVENTORY)
+HOSTS = deploy.hosts_at_import(ROOT)
 
 ns = Collection()
 ns.add_task(checks.validate)
@@ -24,11 +24,6 @@ ns.add_collection(rollback.collection(HOSTS))
 ns.add_collection(Collection.from_module(backups))
 ns.add_task(health.health)
 ns.add_collection(logs.collection(HOSTS))
-ns.configure({"vllmfleet": {
-    **DEFAULTS,
-    **deploy.DEFAULTS,
-    # relative to this file, so `inv` works from any folder of the checkout
-    "inventory": str(INVENTORY),
-    "build_dir": str(Path(__file__).parent / "build"),
-    "backups_dir": str(Path(__file__).parent / "backups"),
-}})
+# every vllmfleet.* setting's default (paths relative to this folder, so `inv` works from any
+# folder of the checkout); invoke.yaml, INVOKE_VLLMFLEET_* and `inv -f` override them
+ns.configure({"vllmfleet": config_defaults(ROOT)})

@@ -337,7 +337,7 @@ def test_bad_remote_paths_are_refused(fleet: Inventory, bad: str) -> None:
 
 def test_bad_log_line_count_is_refused(fleet: Inventory) -> None:
     _, motoko = fake_adapter(fleet, "motoko", "/home/ops")
-    with pytest.raises(HostError, match="lines=0: ask for between 1 and 100000"):
+    with pytest.raises(HostError, match="lines=0: ask for between 1 and 10000 log lines"):
         motoko.logs(lines=0)
 
 

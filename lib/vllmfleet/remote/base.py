@@ -225,7 +225,13 @@ class HostAdapter(ABC):
         self.close()
 
 
+#: The most log lines an adapter fetches (the tasks' ``log_lines`` setting and
+#: ``deploy.apply.Options`` use the same bound).
+MAX_LOG_LINES = 10_000
+
+
 def check_lines(host: str, lines: int) -> int:
-    if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 100_000:
-        raise HostError(f"lines={lines!r}: ask for between 1 and 100000 log lines", host=host)
+    if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= MAX_LOG_LINES:
+        raise HostError(f"lines={lines!r}: ask for between 1 and {MAX_LOG_LINES} log lines",
+                        host=host)
     return lines

@@ -1,4 +1,7 @@
-"""What every task module shares: where settings come from and how errors reach the user."""
+"""What every task module shares: the inventory a task uses and how errors reach the user.
+
+The settings themselves (``c.config.vllmfleet``) are :mod:`vllmfleet.tasks.settings`.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +9,21 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
 
 from vllmfleet.errors import FleetError, InventoryError
 from vllmfleet.inventory import Inventory, load
+from vllmfleet.tasks.settings import settings
 
-#: Defaults of the ``vllmfleet`` config namespace (invoke.yaml / INVOKE_VLLMFLEET_*).
-DEFAULTS: dict[str, Any] = {
-    "inventory": "configs/fleet.yaml",
-    "build_dir": "build",
-    "render_dir": None,
-}
-
-
-def setting(c: Context, key: str, given: Any = None) -> Any:
-    """``given`` (a task argument) if set, else ``c.config.vllmfleet[key]``, else the default."""
-    if given is not None:
-        return given
-    section = c.config.get("vllmfleet", {})
-    value = section.get(key) if hasattr(section, "get") else None
-    return DEFAULTS.get(key) if value is None else value
+#: The help of every task's ``--inventory``.
+INVENTORY_HELP = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
 
 
 def inventory_path(c: Context, given: str | None = None) -> Path:
-    return Path(setting(c, "inventory", given)).expanduser()
+    """``given`` (a task's ``--inventory``) if set, else the ``inventory`` setting."""
+    return Path(given).expanduser() if given else settings(c).inventory
 
 
 @contextmanager

@@ -16,16 +16,17 @@ from invoke.tasks import task
 from vllmfleet.deploy import backups
 from vllmfleet.errors import BackupError, FleetError
 from vllmfleet.tables import table
-from vllmfleet.tasks._common import load_inventory, pick_hosts, user_errors
-from vllmfleet.tasks.deploy import access, conf, options, say
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, pick_hosts, user_errors
+from vllmfleet.tasks.deploy import access, options, say
+from vllmfleet.tasks.settings import settings
 
-_INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
+_INV = INVENTORY_HELP
 _HOST = "only these hosts (comma-separated; default: all)"
 _STORED = "only these inventory hosts (comma-separated; default: every host in the store)"
 
 
 def _store(c: Context) -> Path:
-    return Path(conf(c, "backups_dir")).expanduser()
+    return settings(c).backups_dir
 
 
 def _hosts(c: Context, store: Path, host: str | None, inventory: str | None) -> list[str]:

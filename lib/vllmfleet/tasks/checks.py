@@ -9,9 +9,10 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from vllmfleet.tasks._common import load_inventory, pick_hosts, setting, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, pick_hosts, user_errors
+from vllmfleet.tasks.settings import settings
 
-_INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
+_INV = INVENTORY_HELP
 
 
 @task(help={"inventory": _INV})
@@ -52,7 +53,8 @@ def render(c: Context, inventory: str | None = None, out: str | None = None,
     import vllmfleet.render as renderer
 
     inv = load_inventory(c, inventory)
-    out_dir = Path(out or setting(c, "render_dir") or Path(setting(c, "build_dir")) / "rendered")
+    config = settings(c)
+    out_dir = Path(out) if out else config.render_dir or config.build_dir / "rendered"
     with user_errors():
         files = [f for name in pick_hosts(inv, host) for f in renderer.render_host(inv, name)]
         written = renderer.write(files, out_dir)

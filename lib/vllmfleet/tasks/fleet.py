@@ -12,13 +12,14 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from vllmfleet import localfleet
-from vllmfleet.tasks._common import load_inventory, setting, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
+from vllmfleet.tasks.settings import settings
 
-_INV = "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)"
+_INV = INVENTORY_HELP
 
 
 def _build_dir(c: Context) -> Path:
-    return Path(setting(c, "build_dir")) / "localfleet"
+    return settings(c).build_dir / "localfleet"
 
 
 def _progress() -> localfleet.Progress:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from vllmfleet.tasks._common import load_inventory, pick_hosts, setting, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, pick_hosts, user_errors
 from vllmfleet.tasks.deploy import access
+from vllmfleet.tasks.settings import settings
 
 
 @task(help={
     "host": "only these hosts (comma-separated; default: all)",
     "local": "check the local fleet of `inv fleet.up` (its URLs and key; no SSH)",
     "no_ssh": "skip the GPU memory check (nvidia-smi over SSH)",
-    "inventory": "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)",
+    "inventory": INVENTORY_HELP,
 })
 def health(c: Context, host: str | None = None, local: bool = False, no_ssh: bool = False,
            inventory: str | None = None) -> None:
@@ -30,7 +30,7 @@ def health(c: Context, host: str | None = None, local: bool = False, no_ssh: boo
     names = pick_hosts(inv, host)
     with user_errors():
         if local:
-            state = localfleet.status(Path(setting(c, "build_dir")) / "localfleet")
+            state = localfleet.status(settings(c).build_dir / "localfleet")
             if state is None:
                 raise Exit("error: no local fleet is running; start one with `inv fleet.up`",
                            code=1)

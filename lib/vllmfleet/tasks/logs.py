@@ -16,7 +16,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task
 
 from vllmfleet.remote import ServiceName, follow
-from vllmfleet.tasks._common import load_inventory, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
 from vllmfleet.tasks.deploy import access
 
 __all__ = ["collection", "host_task"]
@@ -25,7 +25,7 @@ _HELP = {
     "lines": "how many lines (default 100)",
     "follow": "keep printing new lines until Ctrl-C",
     "service": "vllm or proxy, for a host that runs both (default: vllm if it has it)",
-    "inventory": "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)",
+    "inventory": INVENTORY_HELP,
 }
 
 

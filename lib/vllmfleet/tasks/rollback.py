@@ -16,11 +16,11 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import Task
 
-from vllmfleet.tasks._common import load_inventory, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
 from vllmfleet.tasks.deploy import access, finish, options, say
 
 _HELP = {
-    "inventory": "inventory file (default: vllmfleet.inventory, configs/fleet.yaml)",
+    "inventory": INVENTORY_HELP,
     "to": "the backup id (a UTC timestamp such as 20261122T120301Z; default: the newest "
           "backup taken before a deploy)",
     "force_unlock": "remove an existing deploy lock first (the holder is printed)",
