@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_result,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from vllmfleet.client import error_message
 from vllmfleet.errors import DeployError, FleetError
@@ -35,6 +42,7 @@ from vllmfleet.tables import table
 
 HTTP_TIMEOUT_S = 5.0
 TOKEN_TIMEOUT_S = 60.0
+WAIT_SAY_EVERY_S = 15.0  # how often a long health wait says what it waits for
 GPU_QUERY = "nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader,nounits"
 # states in which a restarted service is not coming up by itself
 DEAD_STATES = frozenset({"exited", "dead", "missing", "restarting", "failed", "stopped",
@@ -274,16 +282,27 @@ def _answers(client: httpx.Client, expect: Expect) -> bool:
     return code == 200
 
 
-def wait_healthy(adapter: HostAdapter, expect: Expect, *,
-                 timeout_s: float | None = None) -> float:
+def wait_healthy(adapter: HostAdapter, expect: Expect, *, timeout_s: float | None = None,
+                 say: Callable[[str], None] | None = None,
+                 say_every_s: float = WAIT_SAY_EVERY_S) -> float:
     """Wait until ``expect``'s service answers its health URL; return the seconds it took.
 
     Raises DeployError when the adapter reports the service dead (exited, failed, …) or
-    when ``timeout_s`` (default: the expectation's, i.e. the inventory's) runs out.
+    when ``timeout_s`` (default: the expectation's, i.e. the inventory's) runs out. A long
+    wait (vLLM may take many minutes to load a model) tells ``say`` what it is waiting for,
+    at most every ``say_every_s`` seconds (tenacity's ``before_sleep``).
     """
     limit = expect.timeout_s if timeout_s is None else timeout_s
     start = time.monotonic()
     path = "/health" if expect.service == "vllm" else "/health/readiness"
+    last: dict[str, Any] = {"said": start, "state": "not answering yet"}
+
+    def still_waiting(_state: RetryCallState) -> None:
+        now = time.monotonic()
+        if say is not None and now - last["said"] >= say_every_s:
+            last["said"] = now
+            say(f"waiting for {expect.service} at {expect.url}{path}: {now - start:.0f} s "
+                f"of {limit:.0f} s ({last['state']})")
 
     with http_client(timeout_s=3.0) as client:
         def probe() -> bool:
@@ -292,17 +311,19 @@ def wait_healthy(adapter: HostAdapter, expect: Expect, *,
             status = adapter.status(service=expect.service)
             if status.state in DEAD_STATES:
                 raise DeployError(f"the {expect.service} service stopped during start-up "
-                                  f"({status.detail or status.state})")
+                                  f"({status.detail or status.state})", host=adapter.host)
+            last["state"] = status.detail or status.state
             return False
 
         retrying = Retrying(stop=stop_after_delay(limit),
                             wait=wait_exponential(multiplier=0.05, max=1.0),
-                            retry=retry_if_result(lambda ok: not ok))
+                            retry=retry_if_result(lambda ok: not ok),
+                            before_sleep=still_waiting)
         try:
             retrying(probe)
         except RetryError:
             raise DeployError(f"{expect.url}{path} did not answer 200 within {limit:.0f} s "
-                              f"(start_timeout_s of the inventory)") from None
+                              f"(start_timeout_s of the inventory)", host=adapter.host) from None
     return time.monotonic() - start
 
 

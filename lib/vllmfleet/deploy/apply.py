@@ -187,7 +187,8 @@ class _Apply:
     def wait_and_verify(self, expects: Sequence[Expect], *, verify: bool,
                         timeout_s: float | None = None) -> None:
         for expect in expects:
-            took = health.wait_healthy(self.adapter, expect, timeout_s=timeout_s)
+            took = health.wait_healthy(self.adapter, expect, timeout_s=timeout_s,
+                                       say=self.say)
             self.say(f"{expect.service} healthy after {took:.1f} s")
             if verify:
                 problems = health.verify(expect, key=self.options.master_key,

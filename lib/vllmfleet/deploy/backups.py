@@ -22,7 +22,6 @@ store; anything else (``latest``, ``../x``, an absolute path, a symlink) is refu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,13 +29,13 @@ import re
 import secrets
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from vllmfleet.errors import BackupError
-from vllmfleet.remote import HostAdapter, RemoteFile, check_remote_path
+from vllmfleet.remote import HostAdapter, RemoteFile, check_remote_path, sha256
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,6 @@ class RestoreItem(NamedTuple):
     remote_path: str
     content: bytes | None
     mode: int | None
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _check_host(host: str) -> str:
@@ -175,7 +170,7 @@ def create(adapter: HostAdapter, host: str, remote_paths: Iterable[str], *,
             files.append(BackupFile(remote_path=path, present=False, secret=path in secret))
         else:
             files.append(BackupFile(remote_path=path, present=True, stored_as=where,
-                                    sha256=_sha256(remote.content), size=len(remote.content),
+                                    sha256=sha256(remote.content), size=len(remote.content),
                                     mode=remote.mode, secret=path in secret))
     partial = host_dir / f".partial-{backup_id}-{secrets.token_hex(4)}"
     backup = Backup(host=host, id=backup_id, path=partial, created=created,
@@ -197,13 +192,7 @@ def create(adapter: HostAdapter, host: str, remote_paths: Iterable[str], *,
     absent = sum(1 for f in files if not f.present)
     log.info("backup %s/%s: %d file(s) saved, %d absent on the host, verified", host, backup_id,
              len(files) - absent, absent)
-    return _replace_path(backup, final)
-
-
-def _replace_path(backup: Backup, path: Path) -> Backup:
-    return Backup(host=backup.host, id=backup.id, path=path, created=backup.created,
-                  inventory_digest=backup.inventory_digest, note=backup.note,
-                  files=backup.files)
+    return replace(backup, path=final)
 
 
 def _write(path: Path, content: bytes, *, mode: int) -> None:
@@ -359,8 +348,8 @@ def _read_verified(backup: Backup) -> list[RestoreItem]:
                 problem = "is missing"
             except OSError as exc:
                 problem = f"cannot be read ({exc.strerror or exc})"
-        if not problem and (len(data) != entry.size or _sha256(data) != entry.sha256):
-            problem = (f"has changed: {len(data)} bytes with sha256 {_sha256(data)[:16]}…, the "
+        if not problem and (len(data) != entry.size or sha256(data) != entry.sha256):
+            problem = (f"has changed: {len(data)} bytes with sha256 {sha256(data)[:16]}…, the "
                        f"manifest says {entry.size} bytes with sha256 {str(entry.sha256)[:16]}…")
         if problem:
             others = [i for i in backup_ids(backup.path.parent.parent, backup.host)

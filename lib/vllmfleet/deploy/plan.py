@@ -24,7 +24,7 @@ from typing import Final, Literal, assert_never, get_args
 
 import yaml
 
-from vllmfleet.deploy.backups import Backup, RestoreItem
+from vllmfleet.deploy.backups import RestoreItem
 from vllmfleet.health import Expect
 from vllmfleet.inventory import Host, Inventory, proxy_url, vllm_url
 from vllmfleet.remote import RemoteFile, ServiceName, sha256
@@ -110,7 +110,7 @@ def from_render(files: Iterable[RenderedFile],
     return out
 
 
-def from_backup(items: Iterable[RestoreItem], *, backup: Backup,
+def from_backup(items: Iterable[RestoreItem], *,
                 known: Mapping[str, tuple[ServiceName, DesiredKind]],
                 default: ServiceName) -> list[Desired]:
     """What a rollback to ``backup`` wants: every file as it was (absent ones removed).
@@ -118,7 +118,6 @@ def from_backup(items: Iterable[RestoreItem], *, backup: Backup,
     ``known`` maps remote paths to (service, kind) as today's render has them; a path it
     does not know belongs to ``default``.
     """
-    del backup  # the items were verified against it by backups.restore_plan
     out = []
     for item in items:
         service, kind = known.get(item.remote_path, (default, "restored"))

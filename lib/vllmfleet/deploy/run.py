@@ -168,7 +168,7 @@ def rollback_host(inventory: Inventory, name: str, *, to: str | None, access: Ac
         known = {f.remote_path: (SERVICE_OF_KIND[f.kind], f.kind) for f in rendered}
     except FleetError:
         known = {}
-    desired = from_backup(items, backup=backup, known=known,
+    desired = from_backup(items, known=known,
                           default="vllm" if host.vllm is not None else "proxy")
     missing = _key_missing(options, desired)
     if missing:
