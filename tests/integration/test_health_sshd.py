@@ -6,15 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from docker_host import inventory_data, write_inventory
-from sshd import Sshd, sshd_server  # noqa: F401  (the fixture)
-
+from tests.integration.docker_host import inventory_data, write_inventory
+from tests.integration.sshd import Sshd
 from vllmfleet import health
 from vllmfleet.remote import HostAdapter, adapter_for
 
 
 def test_gpu_memory_over_ssh_and_a_server_that_is_down(tmp_path: Path,
-                                                       sshd_server: Sshd) -> None:  # noqa: F811
+                                                       sshd_server: Sshd) -> None:
     inventory = write_inventory(tmp_path, inventory_data(tmp_path, sshd_server, ["gpu1"]))
 
     def adapter(name: str) -> HostAdapter:

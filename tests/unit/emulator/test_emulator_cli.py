@@ -7,11 +7,7 @@ from pathlib import Path
 import pytest
 
 from vllmfleet.emulator import parse
-from vllmfleet.inventory import load
-from vllmfleet.render import vllm_args
 
-REPO = Path(__file__).resolve().parents[3]
-FLEET = REPO / "configs" / "fleet.yaml"
 BASE = ["--model", "org/m", "--max-model-len", "4096"]
 
 
@@ -46,21 +42,6 @@ def test_max_model_len_out_of_range_is_an_argparse_error(value: str,
     err = _rejected(["--model", "org/m", f"--max-model-len={value}"], capsys)
     assert f"argument --max-model-len: invalid max model length {value!r}" in err
     assert "Traceback" not in err
-
-
-@pytest.mark.parametrize("host", ["wintermute", "armitage"])
-def test_the_renderers_flags_for_the_shipped_inventory_parse(host: str) -> None:
-    inventory = load(FLEET)
-    h = inventory.hosts[host]
-    assert h.vllm is not None
-    cfg = parse([*vllm_args(h, bind="127.0.0.1", port=0),
-                 "--emulator-inventory", str(FLEET), "--emulator-host", host])
-    assert cfg.served_model_names == (h.vllm.served_model_name,)
-    assert cfg.model == h.vllm.weights
-    assert (cfg.max_model_len, cfg.max_num_seqs) == (h.vllm.max_model_len, h.vllm.max_num_seqs)
-    assert (cfg.kv_cache_dtype, cfg.quantization) == (h.vllm.kv_cache_dtype,
-                                                      h.vllm.quantization)
-    assert cfg.gpu is not None and cfg.gpu.vram_gib == h.gpu.vram_gib  # type: ignore[union-attr]
 
 
 def test_every_listed_vllm_flag_is_accepted() -> None:
@@ -98,12 +79,6 @@ def test_config_file_supplies_flags(tmp_path: Path) -> None:
     assert cfg.served_model_names == ("x", "y")
 
 
-def test_max_model_len_defaults_to_the_models_maximum() -> None:
-    cfg = parse(["--model", "org/m", "--quantization", "awq_marlin",
-                 "--emulator-inventory", str(FLEET), "--emulator-host", "armitage"])
-    assert cfg.max_model_len == 32768
-
-
 def test_without_a_model_config_max_model_len_is_required(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert "--max-model-len" in _rejected(["--model", "org/m"], capsys)
@@ -115,19 +90,11 @@ def test_gpu_without_architecture_names_the_missing_flags(
     assert "--emulator-kv-heads" in err and "--emulator-weights-gib" in err
 
 
-def test_inventory_needs_a_known_vllm_host(capsys: pytest.CaptureFixture[str]) -> None:
-    err = _rejected([*BASE, "--emulator-inventory", str(FLEET), "--emulator-host", "motoko"],
-                    capsys)
-    assert "motoko" in err and "wintermute" in err
-    assert "go together" in _rejected([*BASE, "--emulator-inventory", str(FLEET)], capsys)
-
-
-def test_inventory_weights_follow_the_command_lines_quantization(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    inv = [*BASE, "--emulator-inventory", str(FLEET), "--emulator-host", "wintermute"]
-    assert parse([*inv, "--quantization", "awq_marlin"]).architecture.weights_gib == 5.37  # type: ignore[union-attr]
-    assert parse(inv).architecture.weights_gib == 14.99  # type: ignore[union-attr]
-    assert "no 'gptq' entry" in _rejected([*inv, "--quantization", "gptq"], capsys)
+def test_the_emulator_takes_no_inventory(capsys: pytest.CaptureFixture[str]) -> None:
+    # GPU and model facts arrive as --emulator-… flags (vllmfleet.localfleet.facts)
+    err = _rejected([*BASE, "--emulator-inventory", "configs/fleet.yaml",
+                     "--emulator-host", "wintermute"], capsys)
+    assert "unrecognized arguments: --emulator-inventory" in err
 
 
 def test_bad_emulator_version_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

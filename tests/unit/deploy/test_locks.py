@@ -9,7 +9,7 @@ import pytest
 
 from vllmfleet.deploy import locks
 from vllmfleet.errors import HostError
-from vllmfleet.remote import HostAdapter, LocalAdapter
+from vllmfleet.remote import LocalAdapter
 
 PATH = "/opt/vllmfleet/" + locks.LOCK_NAME
 
@@ -45,14 +45,14 @@ def test_a_failed_reread_after_taking_the_lock_leaves_no_lock(tmp_path: Path) ->
 
 def test_a_link_whose_answer_is_lost_removes_our_lock(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    real_link = locks._link
+    adapter = LocalAdapter(host="h", root=tmp_path)
+    real_link = adapter.link_exclusive
 
-    def lands_then_drops(adapter: HostAdapter, tmp: str, path: str) -> str:
-        assert real_link(adapter, tmp, path) == ""
+    def lands_then_drops(tmp: str, path: str) -> str:
+        assert real_link(tmp, path) == ""
         raise HostError("running a command: the SSH connection was cut", host="h")
 
-    monkeypatch.setattr(locks, "_link", lands_then_drops)
-    adapter = LocalAdapter(host="h", root=tmp_path)
+    monkeypatch.setattr(adapter, "link_exclusive", lands_then_drops)
     with pytest.raises(HostError, match="connection was cut"):
         locks.acquire(adapter, PATH, owner="a", action="deploy", task="deploy.h")
     assert adapter.read(PATH) is None
@@ -64,10 +64,10 @@ def test_a_lost_link_answer_never_removes_someone_elses_lock(
     adapter = LocalAdapter(host="h", root=tmp_path)
     other = locks.acquire(adapter, PATH, owner="ann", action="deploy", task="deploy.h")
 
-    def drops(adapter: HostAdapter, tmp: str, path: str) -> str:
+    def drops(tmp: str, path: str) -> str:
         raise HostError("running a command: the SSH connection was cut", host="h")
 
-    monkeypatch.setattr(locks, "_link", drops)
+    monkeypatch.setattr(adapter, "link_exclusive", drops)
     with pytest.raises(HostError):
         locks.acquire(adapter, PATH, owner="b", action="deploy", task="deploy.h")
     current = locks.read(adapter, PATH)
