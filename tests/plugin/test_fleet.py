@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pytest_vllmfleet import fleet as fleet_mod
-from pytest_vllmfleet.fleet import EarlyStart, Endpoints, Fleet, inventory_endpoints
+from pytest_vllmfleet.fleet import EarlyStart, Fleet, inventory_endpoints
 from vllmfleet.errors import FleetError, LocalFleetError
-from vllmfleet.inventory import Inventory
+from vllmfleet.inventory import Endpoints, Inventory
 
 
 def test_the_real_fleet_is_reached_at_the_inventory_addresses(

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from vllmfleet import health
-from vllmfleet.deploy.plan import Expect
 from vllmfleet.errors import DeployError
+from vllmfleet.health import Expect
 from vllmfleet.remote import CommandResult, HostAdapter, RemoteFile, ServiceStatus, new_lines
 
 

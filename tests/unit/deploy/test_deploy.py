@@ -16,9 +16,10 @@ from vllmfleet.deploy import apply as deploy
 from vllmfleet.deploy import backups, locks
 from vllmfleet.deploy.apply import Options, Outcome
 from vllmfleet.deploy.diagnose import diagnose
-from vllmfleet.deploy.plan import Desired, Expect
+from vllmfleet.deploy.plan import Desired
 from vllmfleet.deploy.run import restorable, summary
 from vllmfleet.errors import DeployError, HostError
+from vllmfleet.health import Expect
 from vllmfleet.inventory import Inventory
 from vllmfleet.remote import (
     CallableService,

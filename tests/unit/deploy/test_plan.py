@@ -9,12 +9,12 @@ from vllmfleet.deploy.plan import (
     Desired,
     expectations,
     from_render,
-    launch_args,
     proxy_models,
     services_of,
 )
 from vllmfleet.inventory import Inventory
 from vllmfleet.remote import RemoteFile
+from vllmfleet.render import launch_args
 
 
 def test_files_are_split_by_service(reference: Inventory) -> None:
