@@ -1,8 +1,9 @@
 """Deployable test hosts behind the test sshd: a ``docker`` shim whose containers are the
 vLLM emulator (docker_shim.py), and inventories whose hosts reach them.
 
-:func:`docker_shim` installs ``<sshd root>/bin/docker`` (first on the sshd sessions'
-PATH) for one test and stops every container it started afterwards, by PID.
+The ``docker_shim`` fixture (conftest.py) installs ``<sshd root>/bin/docker`` (first on the
+sshd sessions' PATH) for one test with :func:`install_shim` and stops every container it
+started afterwards, by PID.
 :func:`write_inventory` writes a test inventory (next to a copy of the templates): GPU hosts
 of platform ``linux`` over the sshd, on free ports, each with its own workdir and container,
 and a proxy host of platform ``local`` (the proxy runs on this machine, see
@@ -14,21 +15,21 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from sshd import Sshd
 
+from tests.conftest import REFERENCE, TEMPLATES
+from tests.integration import docker_shim
+from tests.integration.sshd import Sshd
 from vllmfleet.inventory import Host, Inventory, load
+from vllmfleet.localfleet.facts import emulator_facts
 from vllmfleet.localfleet.processes import free_port
+from vllmfleet.render import vllm_args
 
-REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO / "configs" / "fleet.yaml"
-SHIM = Path(__file__).resolve().parent / "docker_shim.py"
+SHIM = Path(docker_shim.__file__)
 
 
 @dataclass
@@ -48,34 +49,17 @@ class DockerShim:
         return sum(1 for c in self.calls() if c.startswith("compose") and container_file in c)
 
     def stop_all(self) -> None:
-        from docker_shim import _stop
-
         for pidfile in self.state.glob("*.pid"):
-            _stop(self.state, pidfile.stem)
+            docker_shim._stop(self.state, pidfile.stem)
 
 
-@pytest.fixture(scope="session")
-def _docker_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerShim]:
-    shim = DockerShim(state=tmp_path_factory.mktemp("docker"))
-    try:
-        yield shim
-    finally:
-        shim.stop_all()
-
-
-@pytest.fixture
-def docker_shim(sshd_server: Sshd, _docker_state: DockerShim) -> Iterator[DockerShim]:
-    """The shim installed as ``docker`` for one test (other tests may install their own);
-    every container still running afterwards is stopped."""
-    script = sshd_server.bin_dir / "docker"
-    script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} --state {_docker_state.state} "
+def install_shim(sshd: Sshd, shim: DockerShim) -> Path:
+    """Install the shim as ``docker`` on the sshd sessions' PATH; return the script."""
+    script = sshd.bin_dir / "docker"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} --state {shim.state} "
                       '"$@"\n')
     script.chmod(0o755)
-    try:
-        yield _docker_state
-    finally:
-        _docker_state.stop_all()
-        script.unlink(missing_ok=True)
+    return script
 
 
 def _vllm(name: str, **changes: Any) -> dict[str, Any]:
@@ -113,24 +97,20 @@ def write_inventory(folder: Path, data: dict[str, Any]) -> Inventory:
     folder.mkdir(parents=True, exist_ok=True)
     templates = folder / "templates"
     if not templates.exists():
-        shutil.copytree(REPO / "configs" / "templates", templates)
+        shutil.copytree(TEMPLATES, templates)
     path = folder / "fleet.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return load(path)
 
 
-def emulate(shim: DockerShim, inventory: Inventory, *names: str) -> Path:
-    """Give each host's container its GPU facts (a frozen copy of ``inventory``)."""
-    facts = inventory.path.parent / "gpu-facts.yaml"
-    if not facts.exists():
-        shutil.copy(inventory.path, facts)
+def emulate(shim: DockerShim, inventory: Inventory, *names: str) -> None:
+    """Give each host's container its GPU and model facts, as ``inventory`` says now (a later
+    change of the inventory file does not change the card)."""
     for name in names or tuple(inventory.vllm_hosts):
         host = inventory.hosts[name]
         assert host.vllm is not None
-        shim.set_extra(host.vllm.container_name,
-                       ["--emulator-inventory", str(facts), "--emulator-host", name,
-                        "--emulator-time-scale", "0"])
-    return facts
+        facts = emulator_facts(inventory, name, launch=vllm_args(host))
+        shim.set_extra(host.vllm.container_name, [*facts, "--emulator-time-scale", "0"])
 
 
 def compose_path(host: Host) -> Path:

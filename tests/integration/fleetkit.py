@@ -22,12 +22,10 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.conftest import REFERENCE
 from vllmfleet import inventory, localfleet
 from vllmfleet.inventory import Inventory
 
-REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO / "configs" / "fleet.yaml"
-TEMPLATES = REPO / "configs" / "templates"
 PROBES: dict[str, dict[str, Any]] = {
     "probe-rpm": {"host": "armitage", "max_input_tokens": 7000, "max_output_tokens": 64,
                   "tpm": 100000, "rpm": 3, "concurrency": 1, "queue_depth": 4},

@@ -8,12 +8,9 @@ sessions' PATH, so tests can drop shims there (a fake ``docker``). It writes a k
 file holding the host key, so clients connect with host-key checking ON.
 :meth:`Sshd.stop` stops exactly the PID it started.
 
-Use the session fixture from a test module (pytest puts this folder on ``sys.path``)::
-
-    from sshd import sshd_server  # noqa: F401  (the fixture)
-
-If ``/usr/sbin/sshd`` is missing the fixture fails (never skips) and says to run
-``scripts/install-os-deps``; CI runs that script before the tests.
+The session fixture ``sshd_server`` (tests/integration/conftest.py) starts one for the
+tests that ask for it. If ``/usr/sbin/sshd`` is missing the fixture fails (never skips) and
+says to run ``scripts/install-os-deps``; CI runs that script before the tests.
 """
 
 from __future__ import annotations
@@ -21,11 +18,9 @@ from __future__ import annotations
 import getpass
 import socket
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from vllmfleet.inventory import SSH, VLLM, Host
@@ -176,22 +171,9 @@ def _wait_listening(server: Sshd) -> None:
         raise _NotYet() from None
 
 
-@pytest.fixture(scope="session")
-def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    """A running test sshd (session scope), stopped by PID at the end of the session."""
-    try:
-        server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    except SshdError as exc:
-        pytest.fail(f"cannot start the test sshd: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def sshd_log(server: Sshd) -> str:
     """What the test sshd has logged so far (for failure messages)."""
     return server.log.read_text(errors="replace") if server.log.exists() else ""
 
 
-__all__ = ["INSTALL_HINT", "Sshd", "SshdError", "sshd_log", "sshd_server", "start_sshd"]
+__all__ = ["INSTALL_HINT", "Sshd", "SshdError", "sshd_log", "start_sshd"]

@@ -13,17 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from docker_host import (  # noqa: F401  (_docker_state, docker_shim: fixtures)
+
+from tests.integration.docker_host import (
     DockerShim,
-    _docker_state,
     compose_path,
-    docker_shim,
     emulate,
     inventory_data,
     write_inventory,
 )
-from sshd import Sshd, sshd_server  # noqa: F401  (the fixture)
-
+from tests.integration.sshd import Sshd
 from vllmfleet.deploy.apply import Options
 from vllmfleet.deploy.run import Access, deploy_all, summary
 from vllmfleet.inventory import Host, Inventory
@@ -40,7 +38,7 @@ def hub(tmp_path: Path) -> Iterator[list[LocalHosts]]:
 
 
 def test_deploy_all_runs_gpu_hosts_in_parallel_then_the_proxy_and_reports_failures(
-        tmp_path: Path, sshd_server: Sshd, docker_shim: DockerShim,  # noqa: F811
+        tmp_path: Path, sshd_server: Sshd, docker_shim: DockerShim,
         hub: list[LocalHosts]) -> None:
     if importlib.util.find_spec("litellm") is None:
         pytest.skip("the proxy needs `pip install -e .[proxy]`")

@@ -8,20 +8,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from vllmfleet.acceptance.rollback import Cycle, Observation
 
 pytest_plugins = ["pytester"]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_rollback_suite_passes_on_the_local_fleet(pytester: pytest.Pytester) -> None:
     if importlib.util.find_spec("litellm") is None:  # importing it would fetch a price map
         pytest.skip("the local fleet needs `pip install -e .[proxy]`")
-    shutil.copytree(REPO / "configs", pytester.path / "configs")
+    shutil.copytree(ROOT / "configs", pytester.path / "configs")
     result = pytester.runpytest_subprocess("-m", "rollback", "--host", "wintermute",
                                            "--basetemp", str(pytester.path / "tmp"),
                                            timeout=400)

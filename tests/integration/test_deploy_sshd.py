@@ -15,17 +15,15 @@ from typing import Any
 import httpx
 import paramiko
 import pytest
-from docker_host import (  # noqa: F401  (_docker_state, docker_shim: fixtures)
+
+from tests.integration.docker_host import (
     DockerShim,
-    _docker_state,
     compose_path,
-    docker_shim,
     emulate,
     inventory_data,
     write_inventory,
 )
-from sshd import Sshd, sshd_server  # noqa: F401  (the fixture)
-
+from tests.integration.sshd import Sshd
 from vllmfleet.deploy import backups, locks
 from vllmfleet.deploy.apply import Options, Outcome
 from vllmfleet.deploy.run import Access, deploy_host, rollback_host
@@ -83,8 +81,8 @@ class Bench:
 
 
 @pytest.fixture
-def bench(tmp_path: Path, sshd_server: Sshd,  # noqa: F811
-          docker_shim: DockerShim) -> Iterator[Bench]:  # noqa: F811
+def bench(tmp_path: Path, sshd_server: Sshd,
+          docker_shim: DockerShim) -> Iterator[Bench]:
     yield Bench(tmp_path, sshd_server, docker_shim)
     docker_shim.stop_all()
 

@@ -3,29 +3,19 @@ host behind the test sshd whose container is the vLLM emulator (see docker_host.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from docker_host import (  # noqa: F401  (_docker_state, docker_shim: fixtures)
+from tests.conftest import run_inv
+from tests.integration.docker_host import (
     DockerShim,
-    _docker_state,
     compose_path,
-    docker_shim,
     emulate,
     inventory_data,
     write_inventory,
 )
-from sshd import Sshd, sshd_server  # noqa: F401  (the fixture)
+from tests.integration.sshd import Sshd
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def inv(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-                          capture_output=True, text=True, timeout=180, cwd=ROOT,
-                          env={**os.environ, **env})
+TIMEOUT_S = 180  # a deploy over SSH that waits for the emulator's health
 
 
 def settings(inventory: Path, sshd: Sshd, store: Path) -> dict[str, str]:
@@ -36,25 +26,25 @@ def settings(inventory: Path, sshd: Sshd, store: Path) -> dict[str, str]:
 
 
 def test_per_host_tasks_come_from_the_inventory_and_a_broken_one_keeps_list_working(
-        tmp_path: Path, sshd_server: Sshd) -> None:  # noqa: F811
+        tmp_path: Path, sshd_server: Sshd) -> None:
     inventory = write_inventory(tmp_path, inventory_data(tmp_path, sshd_server, ["gpu1"]))
     env = settings(inventory.path, sshd_server, tmp_path / "backups")
-    listed = inv(env, "--list")
+    listed = run_inv("--list", env=env, timeout=TIMEOUT_S)
     assert listed.returncode == 0, listed.stderr
     for name in ("deploy.gpu1", "deploy.hub", "deploy.all", "deploy.proxy", "rollback.gpu1",
                  "logs.gpu1", "backups.create", "backups.list", "backups.verify", "health"):
         assert f"  {name} " in listed.stdout, name
 
     inventory.path.write_text(inventory.path.read_text().replace("max_num_seqs", "max_num_seq"))
-    broken = inv(env, "--list")
+    broken = run_inv("--list", env=env, timeout=TIMEOUT_S)
     assert broken.returncode == 0, broken.stderr
     assert "deploy.gpu1" not in broken.stdout and "  deploy.all " in broken.stdout
-    why = inv(env, "validate")
+    why = run_inv("validate", env=env, timeout=TIMEOUT_S)
     assert why.returncode == 1 and "did you mean 'max_num_seqs'?" in why.stderr
 
 
 def test_deploy_health_logs_backups_and_a_failed_deploy_from_the_command_line(
-        tmp_path: Path, sshd_server: Sshd, docker_shim: DockerShim) -> None:  # noqa: F811
+        tmp_path: Path, sshd_server: Sshd, docker_shim: DockerShim) -> None:
     data = inventory_data(tmp_path, sshd_server, ["gpu1"])
     inventory = write_inventory(tmp_path, data)
     emulate(docker_shim, inventory)
@@ -62,36 +52,36 @@ def test_deploy_health_logs_backups_and_a_failed_deploy_from_the_command_line(
     env = settings(inventory.path, sshd_server, store)
     compose = compose_path(inventory.hosts["gpu1"])
     try:
-        plan = inv(env, "deploy.gpu1", "--dry-run")
+        plan = run_inv("deploy.gpu1", "--dry-run", env=env, timeout=TIMEOUT_S)
         assert plan.returncode == 0, plan.stdout + plan.stderr
         assert "--- /dev/null" in plan.stdout and "+      - '16384'" in plan.stdout
         assert not compose.exists()
 
-        done = inv(env, "deploy.gpu1")
+        done = run_inv("deploy.gpu1", env=env, timeout=TIMEOUT_S)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "gpu1  vllm      deployed" in done.stdout and "all hosts ok" in done.stdout
         assert "[gpu1] vllm verified" in done.stderr
 
-        healthy = inv(env, "health", "--host", "gpu1")
+        healthy = run_inv("health", "--host", "gpu1", env=env, timeout=TIMEOUT_S)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         assert "vllm /v1/models  ok      llama-gpu1, max_model_len 16384" in healthy.stdout
         assert "gpu memory" in healthy.stdout
 
-        logs = inv(env, "logs.gpu1", "--lines", "3")
+        logs = run_inv("logs.gpu1", "--lines", "3", env=env, timeout=TIMEOUT_S)
         assert logs.returncode == 0, logs.stderr
         assert len(logs.stdout.splitlines()) == 3
 
-        snap = inv(env, "backups.create", "--host", "gpu1")
+        snap = run_inv("backups.create", "--host", "gpu1", env=env, timeout=TIMEOUT_S)
         assert snap.returncode == 0, snap.stdout + snap.stderr
         assert "1 file(s), 0 absent on the host" in snap.stdout
-        listed = inv(env, "backups.list")
+        listed = run_inv("backups.list", env=env, timeout=TIMEOUT_S)
         assert listed.returncode == 0 and listed.stdout.count("gpu1  ") == 2, listed.stdout
         assert "snapshot by" in listed.stdout and "before deploy" in listed.stdout
 
         before = compose.read_bytes()
         data["hosts"]["gpu1"]["vllm"]["max_model_len"] = 100000
         write_inventory(tmp_path, data)
-        failed = inv(env, "deploy.gpu1")
+        failed = run_inv("deploy.gpu1", env=env, timeout=TIMEOUT_S)
         print(failed.stdout, failed.stderr)  # what a failed deploy prints (see -s)
         assert failed.returncode == 1
         assert "deploy failed: gpu1 (rolled back)" in failed.stderr
@@ -99,18 +89,18 @@ def test_deploy_health_logs_backups_and_a_failed_deploy_from_the_command_line(
         assert "log tail of vllm" in failed.stdout and "Traceback" not in failed.stderr
         assert compose.read_bytes() == before
 
-        bad = inv(env, "rollback.gpu1", "--to", "../../etc/passwd")
+        bad = run_inv("rollback.gpu1", "--to", "../../etc/passwd", env=env, timeout=TIMEOUT_S)
         assert bad.returncode == 1 and "not a path" in bad.stdout, bad.stdout + bad.stderr
 
         docker_shim.stop_all()  # the container dies
-        sick = inv(env, "health", "--host", "gpu1")
+        sick = run_inv("health", "--host", "gpu1", env=env, timeout=TIMEOUT_S)
         assert sick.returncode == 1 and "unhealthy: gpu1" in sick.stderr
         assert "FAIL" in sick.stdout
 
         [newest, *_] = sorted((store / "gpu1").iterdir(), reverse=True)
         stored = newest / "files" / str(compose).lstrip("/")
         stored.write_bytes(stored.read_bytes() + b"#")
-        verify = inv(env, "backups.verify")
+        verify = run_inv("backups.verify", env=env, timeout=TIMEOUT_S)
         assert verify.returncode == 1 and f"CORRUPTED gpu1/{newest.name}" in verify.stdout
     finally:
         docker_shim.stop_all()

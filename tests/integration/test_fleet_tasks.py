@@ -7,25 +7,21 @@ the session fleet of conftest.py) and checks that nothing is left running.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.conftest import run_inv
 from vllmfleet.localfleet.processes import is_ours
 
-ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 300  # a fleet start (LiteLLM's import included) plus the task itself
 
 
-def inv(build: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INVOKE_VLLMFLEET_BUILD_DIR": str(build)}
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+def build_dir(folder: Path) -> dict[str, str]:
+    return {"INVOKE_VLLMFLEET_BUILD_DIR": str(folder)}
 
 
 def test_up_status_up_again_down_leaves_nothing(tmp_path: Path) -> None:
-    up = inv(tmp_path, "fleet.up", "--speed", "10")
+    up = run_inv("fleet.up", "--speed", "10", env=build_dir(tmp_path), timeout=TIMEOUT_S)
     assert up.returncode == 0, up.stderr
     assert "LiteLLM proxy is ready" in up.stderr  # the progress display
     state = json.loads((tmp_path / "localfleet" / "state.json").read_text())
@@ -36,31 +32,32 @@ def test_up_status_up_again_down_leaves_nothing(tmp_path: Path) -> None:
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert key_file.read_text().strip() not in up.stdout + up.stderr  # never printed
 
-        status = inv(tmp_path, "fleet.status")
+        status = run_inv("fleet.status", env=build_dir(tmp_path), timeout=TIMEOUT_S)
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.count("healthy") == 3
 
-        again = inv(tmp_path, "fleet.up")  # the running fleet is reused, never a second one
+        # the running fleet is reused, never a second one
+        again = run_inv("fleet.up", env=build_dir(tmp_path), timeout=TIMEOUT_S)
         assert again.returncode == 0, again.stderr
         assert json.loads((tmp_path / "localfleet" / "state.json").read_text()) == state
     finally:
-        down = inv(tmp_path, "fleet.down")
+        down = run_inv("fleet.down", env=build_dir(tmp_path), timeout=TIMEOUT_S)
     assert down.returncode == 0, down.stderr
     assert all(str(pid) in down.stdout for pid, _ in pids)
     assert not [pid for pid, ticks in pids if is_ours(pid, ticks)]
-    gone = inv(tmp_path, "fleet.status")
+    gone = run_inv("fleet.status", env=build_dir(tmp_path), timeout=TIMEOUT_S)
     assert gone.returncode == 1 and "no local fleet is recorded" in gone.stderr
 
 
 def test_bad_speed_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    result = inv(tmp_path, "fleet.up", "--speed", "fast")
+    result = run_inv("fleet.up", "--speed", "fast", env=build_dir(tmp_path), timeout=TIMEOUT_S)
     assert result.returncode == 2
     assert "--speed 'fast' is not a number" in result.stderr
     assert not (tmp_path / "localfleet" / "state.json").exists()
 
 
 def test_demo_runs_the_main_job_and_stops_the_fleet(tmp_path: Path) -> None:
-    result = inv(tmp_path, "fleet.demo", "--speed", "10")
+    result = run_inv("fleet.demo", "--speed", "10", env=build_dir(tmp_path), timeout=TIMEOUT_S)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     for alias in ("llama31-8b-wintermute", "local/reasoner", "llama31-8b-wintermute-burst",

@@ -6,21 +6,21 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from docker_host import inventory_data, write_inventory
-from sshd import Sshd, sshd_server  # noqa: F401  (the fixture)
-
+from tests.integration.docker_host import inventory_data, write_inventory
+from tests.integration.sshd import Sshd
 from vllmfleet import health
+from vllmfleet.inventory import endpoints_of
 from vllmfleet.remote import HostAdapter, adapter_for
 
 
 def test_gpu_memory_over_ssh_and_a_server_that_is_down(tmp_path: Path,
-                                                       sshd_server: Sshd) -> None:  # noqa: F811
+                                                       sshd_server: Sshd) -> None:
     inventory = write_inventory(tmp_path, inventory_data(tmp_path, sshd_server, ["gpu1"]))
 
     def adapter(name: str) -> HostAdapter:
         return adapter_for(inventory.hosts[name], known_hosts=sshd_server.known_hosts)
 
-    endpoints = health.endpoints_of(inventory, key=None)
+    endpoints = endpoints_of(inventory, key=None)
     shim = sshd_server.bin_dir / "nvidia-smi"
     shim.write_text("#!/bin/sh\n[ \"$1\" = --query-gpu=memory.used,memory.total ] || exit 2\n"
                     "echo '5123, 12282'\n")

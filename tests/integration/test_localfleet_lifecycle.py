@@ -7,10 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from fleetkit import REFERENCE, LocalFleet
 
-from vllmfleet import inventory, localfleet
+from tests.integration.fleetkit import LocalFleet
+from vllmfleet import localfleet
 from vllmfleet.errors import LocalFleetError
+from vllmfleet.inventory import Inventory
 from vllmfleet.localfleet.processes import is_ours
 
 
@@ -32,10 +33,10 @@ def test_up_again_returns_the_running_fleet(local_fleet: LocalFleet) -> None:
     assert [p.pid for p in again.processes] == [p.pid for p in local_fleet.state.processes]
 
 
-def test_up_with_another_inventory_is_refused(local_fleet: LocalFleet) -> None:
-    other = inventory.load(REFERENCE)
+def test_up_with_another_inventory_is_refused(local_fleet: LocalFleet,
+                                              reference: Inventory) -> None:
     with pytest.raises(LocalFleetError, match=r"already running.*another inventory.*fleet\.down"):
-        localfleet.up(other, build_dir=Path(local_fleet.state.build_dir))
+        localfleet.up(reference, build_dir=Path(local_fleet.state.build_dir))
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
@@ -43,11 +44,10 @@ def test_up_with_another_inventory_is_refused(local_fleet: LocalFleet) -> None:
     (["--gpu-memory-utilization", "0.99"], "Free memory on device"),
 ], ids=["fault-injected", "does-not-fit"])
 def test_an_engine_that_fails_to_start_is_reported_and_nothing_is_left(
-        tmp_path: Path, flags: list[str], expected: str) -> None:
-    inv = inventory.load(REFERENCE)
+        tmp_path: Path, flags: list[str], expected: str, reference: Inventory) -> None:
     seen: list[str] = []
     with pytest.raises(LocalFleetError) as caught:
-        localfleet.up(inv, build_dir=tmp_path, host_args={"armitage": flags},
+        localfleet.up(reference, build_dir=tmp_path, host_args={"armitage": flags},
                       progress=seen.append)
     message = str(caught.value)
     assert "host 'armitage' exited with code 1" in message

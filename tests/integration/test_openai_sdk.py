@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import openai
 import pytest
-from fleetkit import LocalFleet
+
+from tests.integration.fleetkit import LocalFleet
 
 
 def _proxy(fleet: LocalFleet) -> openai.OpenAI:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fleetkit import LocalFleet, burst, chat
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from tests.integration.fleetkit import LocalFleet, burst, chat
 
 
 def test_burst_within_the_cap_all_succeed_queued_at_the_engine(local_fleet: LocalFleet) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fleetkit import LocalFleet, chat
+
+from tests.integration.fleetkit import LocalFleet, chat
 
 ROUTES = [
     ("llama31-8b-wintermute", "wintermute"),

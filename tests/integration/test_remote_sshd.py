@@ -12,18 +12,16 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from sshd import Sshd, sshd_log, sshd_server  # noqa: F401  (sshd_server is the fixture)
 
+from tests.integration.sshd import Sshd, sshd_log
 from vllmfleet.deploy import backups
 from vllmfleet.errors import HostError
-from vllmfleet.inventory import load
+from vllmfleet.inventory import Inventory
 from vllmfleet.remote import HostAdapter, adapter_for
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def linux(sshd_server: Sshd) -> Iterator[HostAdapter]:  # noqa: F811
+def linux(sshd_server: Sshd) -> Iterator[HostAdapter]:
     with adapter_for(sshd_server.host("motoko"), known_hosts=sshd_server.known_hosts) as adapter:
         yield adapter
 
@@ -90,7 +88,7 @@ def test_a_put_cut_mid_upload_leaves_the_target_untouched(
     assert linux.connection_count == 2
 
 
-def test_connection_is_opened_once_and_reused(sshd_server: Sshd,  # noqa: F811
+def test_connection_is_opened_once_and_reused(sshd_server: Sshd,
                                               tmp_path: Path) -> None:
     accepted_before = sshd_log(sshd_server).count("Accepted publickey")
     with adapter_for(sshd_server.host("motoko"), known_hosts=sshd_server.known_hosts) as linux:
@@ -103,7 +101,7 @@ def test_connection_is_opened_once_and_reused(sshd_server: Sshd,  # noqa: F811
     assert sshd_log(sshd_server).count("Accepted publickey") == accepted_before + 1
 
 
-def test_an_unknown_host_key_is_refused(sshd_server: Sshd, tmp_path: Path,  # noqa: F811
+def test_an_unknown_host_key_is_refused(sshd_server: Sshd, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     other_host = tmp_path / "known_hosts"
     other_host.write_text(f"[127.0.0.1]:1 {sshd_server.host_public_key}\n")
@@ -121,7 +119,7 @@ def test_an_unknown_host_key_is_refused(sshd_server: Sshd, tmp_path: Path,  # no
         adapter_for(sshd_server.host("motoko")).run("true")
 
 
-def test_a_changed_host_key_is_refused(sshd_server: Sshd, tmp_path: Path) -> None:  # noqa: F811
+def test_a_changed_host_key_is_refused(sshd_server: Sshd, tmp_path: Path) -> None:
     key = paramiko.Ed25519Key.from_private_key_file(str(sshd_server.key_file))  # not the host's
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd_server.port} ssh-ed25519 {key.get_base64()}\n")
@@ -129,7 +127,7 @@ def test_a_changed_host_key_is_refused(sshd_server: Sshd, tmp_path: Path) -> Non
         adapter_for(sshd_server.host("motoko"), known_hosts=known).run("true")
 
 
-def test_a_wrong_user_key_is_refused(sshd_server: Sshd, tmp_path: Path) -> None:  # noqa: F811
+def test_a_wrong_user_key_is_refused(sshd_server: Sshd, tmp_path: Path) -> None:
     stranger = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
                    check=True, timeout=30)
@@ -138,7 +136,8 @@ def test_a_wrong_user_key_is_refused(sshd_server: Sshd, tmp_path: Path) -> None:
                     key_file=stranger).run("true")
 
 
-def test_service_commands_run_in_a_real_shell(sshd_server: Sshd, tmp_path: Path) -> None:  # noqa: F811
+def test_service_commands_run_in_a_real_shell(sshd_server: Sshd, tmp_path: Path,
+                                              reference: Inventory) -> None:
     calls = tmp_path / "docker-calls"
     shim = sshd_server.bin_dir / "docker"
     shim.write_text(
@@ -150,7 +149,7 @@ def test_service_commands_run_in_a_real_shell(sshd_server: Sshd, tmp_path: Path)
         "esac\n")
     shim.chmod(0o755)
     try:
-        vllm = load(REPO / "configs" / "fleet.yaml").hosts["wintermute"].vllm
+        vllm = reference.hosts["wintermute"].vllm
         host = sshd_server.host("wintermute", vllm=vllm, workdir=str(tmp_path))
         with adapter_for(host, known_hosts=sshd_server.known_hosts) as adapter:
             adapter.restart()
@@ -200,7 +199,7 @@ def test_backup_over_ssh_and_restore_byte_identical(linux: HostAdapter, tmp_path
 
 
 def test_fixture_fails_without_sshd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import sshd
+    from tests.integration import sshd
 
     monkeypatch.setattr(sshd, "SSHD", tmp_path / "no-sshd")
     with pytest.raises(sshd.SshdError, match="run scripts/install-os-deps"):

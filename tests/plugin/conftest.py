@@ -21,16 +21,15 @@ import httpcore  # noqa: F401  # see below
 import pytest
 import yaml
 
+from tests.conftest import REFERENCE, TEMPLATES
 from vllmfleet import render
-from vllmfleet.inventory import load
+from vllmfleet.inventory import Inventory
 from vllmfleet.localfleet.facts import emulator_facts
 from vllmfleet.localfleet.processes import free_port, spawn, stop, wait_healthy
 
 # httpx imports httpcore lazily and caches its exception classes on first use; pytester
 # drops modules imported during a test, so a later test would get a fresh httpcore whose
 # ConnectError httpx no longer recognises. Importing it here keeps one httpcore.
-REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO / "configs" / "fleet.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +46,7 @@ def project(pytester: pytest.Pytester) -> Path:
     configs = pytester.path / "configs"
     configs.mkdir()
     shutil.copy(REFERENCE, configs / "fleet.yaml")
-    shutil.copytree(REPO / "configs" / "templates", configs / "templates")
+    shutil.copytree(TEMPLATES, configs / "templates")
     return pytester.path
 
 
@@ -56,6 +55,7 @@ class Emulators:
     """Emulators of reference hosts; ``inventory()`` writes an inventory pointing at them."""
 
     folder: Path
+    reference: Inventory
     ports: dict[str, int] = field(default_factory=dict)
     proxy_port: int | None = None
     _procs: list[tuple[int, int]] = field(default_factory=list)
@@ -66,11 +66,10 @@ class Emulators:
 
         ``as_proxy``: it stands in for the proxy (a "proxy" that enforces no limit).
         """
-        inventory = load(REFERENCE)
         port = free_port()
-        launch = render.vllm_args(inventory.hosts[host], bind="127.0.0.1", port=port)
-        argv = [sys.executable, "-m", "vllmfleet.emulator", *launch,
-                *emulator_facts(inventory, host, launch=launch),
+        args = render.vllm_args(self.reference.hosts[host], bind="127.0.0.1", port=port)
+        argv = [sys.executable, "-m", "vllmfleet.emulator", *args,
+                *emulator_facts(self.reference, host, launch=args),
                 "--emulator-time-scale", "0.05", *extra]
         if names:
             argv += ["--served-model-name", *names]
@@ -103,8 +102,8 @@ class Emulators:
 
 
 @pytest.fixture
-def emulators(tmp_path: Path) -> Iterator[Emulators]:
-    started = Emulators(folder=tmp_path / "emulators")
+def emulators(tmp_path: Path, reference: Inventory) -> Iterator[Emulators]:
+    started = Emulators(folder=tmp_path / "emulators", reference=reference)
     try:
         yield started
     finally:

@@ -10,26 +10,19 @@ from pathlib import Path
 import pytest
 
 from pytest_vllmfleet import fleet as fleet_mod
-from pytest_vllmfleet.fleet import EarlyStart, Endpoints, Fleet, inventory_endpoints
+from pytest_vllmfleet.fleet import EarlyStart, Fleet, inventory_endpoints
 from vllmfleet.errors import FleetError, LocalFleetError
-from vllmfleet.inventory import Inventory, load
-
-REFERENCE = Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml"
-
-
-@pytest.fixture(scope="module")
-def inventory() -> Inventory:
-    return load(REFERENCE)
+from vllmfleet.inventory import Endpoints, Inventory
 
 
 def test_the_real_fleet_is_reached_at_the_inventory_addresses(
-        inventory: Inventory, monkeypatch: pytest.MonkeyPatch) -> None:
+        reference: Inventory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LITELLM_MASTER_KEY", raising=False)
-    endpoints = inventory_endpoints(inventory)
+    endpoints = inventory_endpoints(reference)
     assert endpoints.hosts == {"wintermute": "http://wintermute.lan:8000",
                                "armitage": "http://armitage.lan:8000"}
-    assert endpoints.proxy_url == "http://motoko.lan:4000"
-    fleet = Fleet(mode="inventory", inventory=inventory, hosts=("wintermute",),
+    assert endpoints.proxy == "http://motoko.lan:4000"
+    fleet = Fleet(mode="inventory", inventory=reference, hosts=("wintermute",),
                   endpoints=endpoints, timeout_s=5)
     try:
         with pytest.raises(FleetError, match="set LITELLM_MASTER_KEY to the proxy's master key"):
@@ -38,8 +31,8 @@ def test_the_real_fleet_is_reached_at_the_inventory_addresses(
         assert (direct.model, direct.client.base_url) == ("llama31-8b-wintermute",
                                                           "http://wintermute.lan:8000")
         monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-real")
-        keyed = Fleet(mode="inventory", inventory=inventory, hosts=("wintermute",),
-                      endpoints=inventory_endpoints(inventory), timeout_s=5)
+        keyed = Fleet(mode="inventory", inventory=reference, hosts=("wintermute",),
+                      endpoints=inventory_endpoints(reference), timeout_s=5)
         proxy = keyed.route("wintermute", "proxy")
         # the main alias, not the burst profile that routes to the same host
         assert (proxy.model, proxy.client.base_url) == ("llama31-8b-wintermute",
@@ -59,7 +52,7 @@ class _FakeStart:
         self.stops = 0
         self.error = error
 
-    def __call__(self, inventory: Inventory, workdir: Path, *,
+    def __call__(self, reference: Inventory, workdir: Path, *,
                  speed: float) -> tuple[Endpoints, Callable[[], None]]:
         self.release.wait(timeout=10)
         if self.error is not None:
@@ -68,26 +61,26 @@ class _FakeStart:
         def stop() -> None:
             self.stops += 1
 
-        return Endpoints(hosts={}, proxy_url="http://127.0.0.1:1", api_key="k"), stop
+        return Endpoints(hosts={}, proxy="http://127.0.0.1:1", key="k"), stop
 
 
-def test_an_early_start_nobody_claims_is_stopped(inventory: Inventory, tmp_path: Path,
+def test_an_early_start_nobody_claims_is_stopped(reference: Inventory, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _FakeStart()
     monkeypatch.setattr(fleet_mod, "local_endpoints", fake)
-    early = EarlyStart(inventory, tmp_path, speed=1)
+    early = EarlyStart(reference, tmp_path, speed=1)
     fake.release.set()
     early.discard()
     assert fake.stops == 1
 
 
-def test_a_claimed_early_start_is_left_to_its_fixture(inventory: Inventory, tmp_path: Path,
+def test_a_claimed_early_start_is_left_to_its_fixture(reference: Inventory, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _FakeStart()
     monkeypatch.setattr(fleet_mod, "local_endpoints", fake)
-    early = EarlyStart(inventory, tmp_path, speed=1)
+    early = EarlyStart(reference, tmp_path, speed=1)
     fake.release.set()
-    fleet = fleet_mod.start(mode="local", inventory=inventory, hosts=("armitage",),
+    fleet = fleet_mod.start(mode="local", inventory=reference, hosts=("armitage",),
                             workdir=tmp_path, speed=1, early=early)
     early.discard()
     assert fake.stops == 0
@@ -95,11 +88,11 @@ def test_a_claimed_early_start_is_left_to_its_fixture(inventory: Inventory, tmp_
     assert fake.stops == 1
 
 
-def test_an_early_start_failure_reaches_the_fixture(inventory: Inventory, tmp_path: Path,
+def test_an_early_start_failure_reaches_the_fixture(reference: Inventory, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _FakeStart(LocalFleetError("the local fleet did not start: armitage exited"))
     monkeypatch.setattr(fleet_mod, "local_endpoints", fake)
-    early = EarlyStart(inventory, tmp_path, speed=1)
+    early = EarlyStart(reference, tmp_path, speed=1)
     fake.release.set()
     with pytest.raises(LocalFleetError, match="armitage exited"):
         early.wait()
@@ -108,11 +101,11 @@ def test_an_early_start_failure_reaches_the_fixture(inventory: Inventory, tmp_pa
 
 
 @pytest.mark.parametrize(("proxy_timeout", "client"), [(240, 216.0), (299, 269.1), (10, 9.0)])
-def test_inventory_clients_give_up_before_the_proxy(inventory: Inventory, proxy_timeout: int,
+def test_inventory_clients_give_up_before_the_proxy(reference: Inventory, proxy_timeout: int,
                                                     client: float) -> None:
     # DESIGN.md: the client timeout stays below the proxy's (request_timeout_s, under 300 s)
-    changed = dataclasses.replace(inventory, proxy=dataclasses.replace(
-        inventory.proxy, request_timeout_s=proxy_timeout))
+    changed = dataclasses.replace(reference, proxy=dataclasses.replace(
+        reference.proxy, request_timeout_s=proxy_timeout))
     fleet = fleet_mod.start(mode="inventory", inventory=changed, hosts=("wintermute",),
                             workdir=None, speed=1.0)
     try:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from vllmfleet import health
-from vllmfleet.deploy.plan import Expect
 from vllmfleet.errors import DeployError
+from vllmfleet.health import Expect
 from vllmfleet.remote import CommandResult, HostAdapter, RemoteFile, ServiceStatus, new_lines
 
 
@@ -151,3 +151,20 @@ def test_follow_prints_only_new_lines() -> None:
     assert new_lines(["a", "b", "c"], ["b", "c", "d", "e"]) == ["d", "e"]
     assert new_lines(["a", "b"], ["a", "b"]) == []
     assert new_lines(["x"], ["y", "z"]) == ["y", "z"]
+
+
+def test_a_long_health_wait_says_what_it_waits_for() -> None:
+    """A 900 s vLLM start is not silence: the wait names the URL, the time and the state."""
+    expect = Expect(service="vllm", url="http://127.0.0.1:9", timeout_s=60)
+    loading = FakeHost(CommandResult(command="", exit_code=0, stdout="", stderr=""))
+    said: list[str] = []
+    with pytest.raises(DeployError, match="did not answer 200") as failed:
+        health.wait_healthy(loading, expect, timeout_s=1.0, say=said.append, say_every_s=0.2)
+    assert said, "nothing was said during the wait"
+    assert all(line.startswith("waiting for vllm at http://127.0.0.1:9/health: ")
+               and " of 1 s (" in line for line in said)
+    assert failed.value.host == loading.host
+    quiet: list[str] = []
+    with pytest.raises(DeployError):
+        health.wait_healthy(loading, expect, timeout_s=0.3, say=quiet.append, say_every_s=60)
+    assert quiet == []

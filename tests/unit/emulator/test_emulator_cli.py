@@ -7,13 +7,7 @@ from pathlib import Path
 import pytest
 
 from vllmfleet.emulator import parse
-from vllmfleet.errors import CapacityError, LocalFleetError
-from vllmfleet.inventory import load
-from vllmfleet.localfleet.facts import emulator_facts
-from vllmfleet.render import vllm_args
 
-REPO = Path(__file__).resolve().parents[3]
-FLEET = REPO / "configs" / "fleet.yaml"
 BASE = ["--model", "org/m", "--max-model-len", "4096"]
 
 
@@ -48,21 +42,6 @@ def test_max_model_len_out_of_range_is_an_argparse_error(value: str,
     err = _rejected(["--model", "org/m", f"--max-model-len={value}"], capsys)
     assert f"argument --max-model-len: invalid max model length {value!r}" in err
     assert "Traceback" not in err
-
-
-@pytest.mark.parametrize("host", ["wintermute", "armitage"])
-def test_the_renderers_flags_for_the_shipped_inventory_parse(host: str) -> None:
-    inventory = load(FLEET)
-    h = inventory.hosts[host]
-    assert h.vllm is not None
-    args = vllm_args(h, bind="127.0.0.1", port=0)
-    cfg = parse([*args, *emulator_facts(inventory, host, launch=args)])
-    assert cfg.served_model_names == (h.vllm.served_model_name,)
-    assert cfg.model == h.vllm.weights
-    assert (cfg.max_model_len, cfg.max_num_seqs) == (h.vllm.max_model_len, h.vllm.max_num_seqs)
-    assert (cfg.kv_cache_dtype, cfg.quantization) == (h.vllm.kv_cache_dtype,
-                                                      h.vllm.quantization)
-    assert cfg.gpu is not None and cfg.gpu.vram_gib == h.gpu.vram_gib  # type: ignore[union-attr]
 
 
 def test_every_listed_vllm_flag_is_accepted() -> None:
@@ -100,12 +79,6 @@ def test_config_file_supplies_flags(tmp_path: Path) -> None:
     assert cfg.served_model_names == ("x", "y")
 
 
-def test_max_model_len_defaults_to_the_models_maximum() -> None:
-    launch = ["--model", "org/m", "--quantization", "awq_marlin"]
-    cfg = parse([*launch, *emulator_facts(load(FLEET), "armitage", launch=launch)])
-    assert cfg.max_model_len == 32768
-
-
 def test_without_a_model_config_max_model_len_is_required(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert "--max-model-len" in _rejected(["--model", "org/m"], capsys)
@@ -117,22 +90,11 @@ def test_gpu_without_architecture_names_the_missing_flags(
     assert "--emulator-kv-heads" in err and "--emulator-weights-gib" in err
 
 
-def test_inventory_facts_need_a_known_vllm_host() -> None:
-    with pytest.raises(CapacityError, match=r"'motoko' does not run vLLM.*wintermute"):
-        emulator_facts(load(FLEET), "motoko")
-
-
-def test_inventory_weights_follow_the_command_lines_quantization() -> None:
-    inventory = load(FLEET)
-
-    def weights(*launch: str) -> float | None:
-        argv = [*BASE, *launch]
-        return parse([*argv, *emulator_facts(inventory, "wintermute", launch=argv)]).weights_gib
-
-    assert weights("--quantization", "awq_marlin") == 5.37
-    assert weights() == 14.99
-    with pytest.raises(LocalFleetError, match="no 'gptq' entry"):
-        weights("--quantization", "gptq")
+def test_the_emulator_takes_no_inventory(capsys: pytest.CaptureFixture[str]) -> None:
+    # GPU and model facts arrive as --emulator-… flags (vllmfleet.localfleet.facts)
+    err = _rejected([*BASE, "--emulator-inventory", "configs/fleet.yaml",
+                     "--emulator-host", "wintermute"], capsys)
+    assert "unrecognized arguments: --emulator-inventory" in err
 
 
 def test_bad_emulator_version_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,21 +14,19 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import REFERENCE
 from vllmfleet.inventory import load
 from vllmfleet.localfleet.facts import emulator_facts
 from vllmfleet.render import vllm_args
 
-REPO = Path(__file__).resolve().parents[3]
-FLEET = REPO / "configs" / "fleet.yaml"
 RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def _launch(host: str, *extra: str) -> list[str]:
-    inventory = load(FLEET)
+    inventory = load(REFERENCE)
     args = vllm_args(inventory.hosts[host], bind="127.0.0.1", port=0)
     return [sys.executable, "-m", "vllmfleet.emulator", *args,
             *emulator_facts(inventory, host, launch=args), *extra]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import REFERENCE
 from vllmfleet.errors import InventoryError, Problem
 from vllmfleet.inventory import yamldoc
 from vllmfleet.inventory.yamldoc import Document, Lines, read_yaml
 
-SHIPPED = (Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml").read_text()
+SHIPPED = REFERENCE.read_text()
 
 
 @pytest.fixture(params=["libyaml", "pure-python"])

@@ -3,20 +3,11 @@ exit 2 that names the key, the value and an example — never a traceback."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def inv(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-                          capture_output=True, text=True, timeout=120, cwd=cwd,
-                          env={**os.environ, **env})
+from tests.conftest import run_inv
 
 
 @pytest.mark.parametrize(("key", "value"), [("backups_keep", "ten"), ("lock_stale_s", "1h"),
@@ -24,7 +15,7 @@ def inv(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Complet
                                             ("log_lines", "2.5"), ("lock_stale_s", "-5")])
 def test_a_bad_setting_from_the_environment_is_exit_2(key: str, value: str,
                                                       tmp_path: Path) -> None:
-    result = inv("deploy.wintermute", "--dry-run",
+    result = run_inv("deploy.wintermute", "--dry-run",
                  env={f"INVOKE_VLLMFLEET_{key.upper()}": value,
                       "INVOKE_VLLMFLEET_BACKUPS_DIR": str(tmp_path)})
     assert result.returncode == 2, result.stdout + result.stderr
@@ -35,14 +26,14 @@ def test_a_bad_setting_from_the_environment_is_exit_2(key: str, value: str,
 
 def test_a_bad_setting_in_invoke_yaml_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "invoke.yaml").write_text("vllmfleet:\n  log_lines: true\n")
-    result = inv("-f", str(tmp_path / "invoke.yaml"), "deploy.wintermute", "--dry-run",
+    result = run_inv("-f", str(tmp_path / "invoke.yaml"), "deploy.wintermute", "--dry-run",
                  env={"INVOKE_VLLMFLEET_BACKUPS_DIR": str(tmp_path)})
     assert result.returncode == 2, result.stdout + result.stderr
     assert "vllmfleet.log_lines=True" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_good_settings_from_the_environment_are_used(tmp_path: Path) -> None:
-    result = inv("deploy.wintermute", "--dry-run",
+    result = run_inv("deploy.wintermute", "--dry-run",
                  env={"INVOKE_VLLMFLEET_BACKUPS_KEEP": "3", "INVOKE_VLLMFLEET_LOG_LINES": "12",
                       "INVOKE_VLLMFLEET_LOCK_STALE_S": "90.5",
                       "INVOKE_VLLMFLEET_BACKUPS_DIR": str(tmp_path)})

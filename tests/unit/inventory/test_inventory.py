@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import REFERENCE
 from vllmfleet.errors import InventoryError, Problem
 from vllmfleet.inventory import Inventory, load, parse
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml"
-TEXT = SHIPPED.read_text(encoding="utf-8")
+TEXT = REFERENCE.read_text(encoding="utf-8")
 FILE = "corpus.yaml"
 
 
@@ -51,7 +51,7 @@ def problems_of(text: str) -> list[Problem]:
 
 
 def test_shipped_fleet_loads_without_errors_or_warnings() -> None:
-    inv = load(SHIPPED)
+    inv = load(REFERENCE)
     assert isinstance(inv, Inventory)
     assert inv.warnings == []
     assert sorted(inv.vllm_hosts) == ["armitage", "wintermute"]
@@ -73,7 +73,7 @@ def test_equivalent_spellings_of_the_shipped_fleet_load_the_same(variant: str) -
     }[variant]
     inv = parse(text, file=FILE)
     assert inv.warnings == []
-    assert inv.hosts == load(SHIPPED).hosts
+    assert inv.hosts == load(REFERENCE).hosts
 
 
 # -- the corpus of broken inventories ----------------------------------------------------

@@ -2,40 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-INV = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
-
-
-def inv(*args: str, env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*INV, *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd or ROOT, env={**os.environ, **(env or {})})
+from tests.conftest import REFERENCE, run_inv
 
 
 def test_list_shows_the_checks_with_help() -> None:
-    out = inv("--list").stdout
+    out = run_inv("--list").stdout
     for name in ("validate", "plan", "render"):
         assert f"  {name} " in out, out
 
 
 def test_validate_passes_on_the_shipped_inventory() -> None:
-    result = inv("validate")
+    result = run_inv("validate")
     assert result.returncode == 0, result.stderr
     assert "valid: 3 hosts (2 vLLM), 3 aliases, 2 models, 0 warning(s)" in result.stdout
 
 
 def test_validate_reports_a_broken_inventory_without_traceback(tmp_path: Path) -> None:
-    text = (ROOT / "configs" / "fleet.yaml").read_text()
+    text = REFERENCE.read_text()
     bad = tmp_path / "fleet.yaml"
     bad.write_text(text.replace("max_num_seqs: 2", "max_num_seq: 2"))
-    result = inv("validate", "--inventory", str(bad))
+    result = run_inv("validate", "--inventory", str(bad))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert "hosts.wintermute.vllm.max_num_seq" in result.stderr
@@ -44,27 +34,27 @@ def test_validate_reports_a_broken_inventory_without_traceback(tmp_path: Path) -
 
 def test_inventory_comes_from_the_environment(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
-    result = inv("validate", env={"INVOKE_VLLMFLEET_INVENTORY": str(missing)})
+    result = run_inv("validate", env={"INVOKE_VLLMFLEET_INVENTORY": str(missing)})
     assert result.returncode == 1
     assert str(missing) in result.stderr and "not found" in result.stderr
 
 
 def test_plan_shows_both_gpu_hosts() -> None:
-    result = inv("plan")
+    result = run_inv("plan")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wintermute" in result.stdout and "armitage" in result.stdout
     assert "motoko" not in result.stdout  # the proxy host has no GPU to plan
 
 
 def test_plan_rejects_an_unknown_host() -> None:
-    result = inv("plan", "--host", "wintermut")
+    result = run_inv("plan", "--host", "wintermut")
     assert result.returncode == 2
     assert "'wintermut' is not one of the inventory's vLLM hosts" in result.stderr
 
 
 @pytest.mark.parametrize("host", ["wintermute", "armitage", "motoko"])
 def test_render_writes_every_file_of_a_host(tmp_path: Path, host: str) -> None:
-    result = inv("render", "--out", str(tmp_path), "--host", host)
+    result = run_inv("render", "--out", str(tmp_path), "--host", host)
     assert result.returncode == 0, result.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written, result.stdout

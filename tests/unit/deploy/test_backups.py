@@ -9,15 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_inv
 from vllmfleet.deploy import backups
 from vllmfleet.errors import BackupError, HostError
 from vllmfleet.inventory import SSH, Host
@@ -225,18 +223,9 @@ def test_create_verifies_what_it_wrote_before_returning(host: LocalAdapter, stor
     assert list((store / "motoko").iterdir()) == []  # no backup, no partial folder left
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def inv(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "INVOKE_VLLMFLEET_BACKUPS_DIR": str(store)})
-
-
 @pytest.mark.parametrize("task", ["backups.list", "backups.verify"])
 def test_an_unknown_host_is_refused_naming_the_known_ones(task: str, store: Path) -> None:
-    result = inv(task, "--host", "nope", store=store)
+    result = run_inv(task, "--host", "nope", env={"INVOKE_VLLMFLEET_BACKUPS_DIR": str(store)})
     assert result.returncode == 2, result.stdout + result.stderr
     assert "'nope' is not one of the inventory's hosts: wintermute, armitage, motoko" \
         in result.stderr
@@ -246,12 +235,13 @@ def test_an_unknown_host_is_refused_naming_the_known_ones(task: str, store: Path
 def test_list_and_verify_read_the_store(host: LocalAdapter, store: Path) -> None:
     made = make(host, store)
     (store / "stray-folder").mkdir()  # a host the inventory does not know: still listed
-    listed = inv("backups.list", "--host", "motoko", store=store)
+    env = {"INVOKE_VLLMFLEET_BACKUPS_DIR": str(store)}
+    listed = run_inv("backups.list", "--host", "motoko", env=env)
     assert listed.returncode == 0, listed.stderr
     assert f"motoko  {made.id}" in listed.stdout and "deploy of config v2" in listed.stdout
-    assert inv("backups.list", "--host", "wintermute", store=store).stdout.startswith(
+    assert run_inv("backups.list", "--host", "wintermute", env=env).stdout.startswith(
         f"no backups in {store} for wintermute")
-    checked = inv("backups.verify", store=store)
+    checked = run_inv("backups.verify", env=env)
     assert checked.returncode == 0, checked.stderr
     assert f"ok        motoko/{made.id}" in checked.stdout
     assert "1 backup(s) ok, 0 corrupted" in checked.stdout

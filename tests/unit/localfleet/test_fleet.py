@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from tests.conftest import REFERENCE
 from vllmfleet import inventory, localfleet
 from vllmfleet.errors import LocalFleetError
+from vllmfleet.localfleet import fleet
 from vllmfleet.localfleet.processes import is_ours, spawn, start_ticks, stop
 from vllmfleet.localfleet.state import (
     FleetState,
@@ -29,16 +31,10 @@ from vllmfleet.localfleet.state import (
     write_state,
 )
 
-REFERENCE = Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml"
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 STUBBORN = [sys.executable, "-c",
             "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "print('ready', flush=True); time.sleep(120)"]
-
-
-@pytest.fixture
-def reference() -> inventory.Inventory:
-    return inventory.load(REFERENCE)
 
 
 @pytest.fixture
@@ -150,7 +146,7 @@ def test_up_cleans_a_stale_state_file(tmp_path: Path, reference: inventory.Inven
         calls.append(Path(str(kwargs["build_dir"])))
         return "started"
 
-    monkeypatch.setattr(localfleet, "_start", fake_start)
+    monkeypatch.setattr(fleet, "_start", fake_start)
     messages: list[str] = []
     assert localfleet.up(reference, build_dir=tmp_path, progress=messages.append) == "started"
     assert calls == [tmp_path.resolve()]

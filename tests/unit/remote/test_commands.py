@@ -5,7 +5,7 @@ recording :class:`FakeTransport`; each transcript (SFTP operations, commands, an
 scripts inside them) is compared with ``tests/golden/remote/<name>.txt``. To accept a
 deliberate change::
 
-    UPDATE_GOLDEN=1 /tmp/venv0/bin/pytest tests/unit/test_remote_commands.py
+    UPDATE_GOLDEN=1 /tmp/venv0/bin/pytest tests/unit/remote/test_commands.py
     git diff tests/golden/remote
 
 The POSIX scripts themselves run for real under ``/bin/sh`` through :class:`ShellTransport`
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import GOLDEN, ROOT
 from vllmfleet.errors import HostError
-from vllmfleet.inventory import Host, Inventory, load
+from vllmfleet.inventory import Host, Inventory
 from vllmfleet.remote import CallableService, CommandResult, HostAdapter, LocalAdapter, adapter_for
 
-REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO / "tests" / "golden" / "remote"
+REMOTE_GOLDEN = GOLDEN / "remote"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 WSL_WIRE = re.compile(r'wsl -d Ubuntu-22\.04 -- bash -lc "echo ([A-Za-z0-9+/=]+)\|base64 -d\|bash"')
 PS_WIRE = re.compile(r"powershell -NoProfile -NonInteractive -ExecutionPolicy Bypass "
@@ -115,12 +115,12 @@ def describe(command: str) -> str:
 
 def check_golden(name: str, transcript: list[str]) -> None:
     text = "\n".join(transcript) + "\n"
-    path = GOLDEN / f"{name}.txt"
+    path = REMOTE_GOLDEN / f"{name}.txt"
     if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     if not path.exists():
-        pytest.fail(f"no golden file {path.relative_to(REPO)}; create it with UPDATE_GOLDEN=1",
+        pytest.fail(f"no golden file {path.relative_to(ROOT)}; create it with UPDATE_GOLDEN=1",
                     pytrace=False)
     want = path.read_text()
     if text != want:
@@ -130,23 +130,18 @@ def check_golden(name: str, transcript: list[str]) -> None:
                     f"(if intended: UPDATE_GOLDEN=1):\n{diff}", pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def fleet() -> Inventory:
-    return load(REPO / "configs" / "fleet.yaml")
-
-
-def fake_adapter(fleet: Inventory, name: str, home: str, *responders: Responder,
+def fake_adapter(reference: Inventory, name: str, home: str, *responders: Responder,
                  sudo: bool = False) -> tuple[FakeTransport, HostAdapter]:
     transport = FakeTransport(home_dir=home, responders=list(responders))
-    adapter = adapter_for(fleet.hosts[name], proxy=fleet.proxy, transport=transport,
+    adapter = adapter_for(reference.hosts[name], proxy=reference.proxy, transport=transport,
                           tokens=counter(), sudo=sudo)
     return transport, adapter
 
 
 # --- wsl ------------------------------------------------------------------------------------
 
-def test_wsl_commands_survive_any_windows_shell(fleet: Inventory) -> None:
-    transport, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops")
+def test_wsl_commands_survive_any_windows_shell(reference: Inventory) -> None:
+    transport, wsl = fake_adapter(reference, "wintermute", "/C:/Users/ops")
     wsl.run("docker ps --format '{{.Names}}' | grep -c vllm && echo \"100%\" > /tmp/x")
     [wire] = transport.commands
     # one double-quoted word of base64: nothing cmd.exe, PowerShell or wsl.exe would touch
@@ -155,21 +150,21 @@ def test_wsl_commands_survive_any_windows_shell(fleet: Inventory) -> None:
                             "echo \"100%\" > /tmp/x\n}\n")
 
 
-def test_wsl_put_stages_on_windows_and_renames_inside_wsl(fleet: Inventory) -> None:
-    transport, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops")
+def test_wsl_put_stages_on_windows_and_renames_inside_wsl(reference: Inventory) -> None:
+    transport, wsl = fake_adapter(reference, "wintermute", "/C:/Users/ops")
     wsl.put("/opt/vllmfleet/vllm-compose.yaml", COMPOSE, mode=0o644)
     check_golden("wsl_put", transport.log)
     assert transport.files == {}, "the staging file must be removed after the move"
 
 
-def test_wsl_put_failure_names_host_exit_code_and_stderr(fleet: Inventory) -> None:
+def test_wsl_put_failure_names_host_exit_code_and_stderr(reference: Inventory) -> None:
     def damaged(command: str) -> CommandResult | None:
         if "mv -f" in (decode(command) or ""):
             return CommandResult(command=command, exit_code=3, stdout="",
                           stderr="vllmfleet: /opt/x.tmp has sha256 abc, expected def")
         return None
 
-    transport, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", damaged)
+    transport, wsl = fake_adapter(reference, "wintermute", "/C:/Users/ops", damaged)
     with pytest.raises(HostError) as caught:
         wsl.put("/opt/vllmfleet/vllm-compose.yaml", COMPOSE)
     message = str(caught.value)
@@ -181,7 +176,7 @@ def test_wsl_put_failure_names_host_exit_code_and_stderr(fleet: Inventory) -> No
     assert transport.log[-1].startswith("sftp remove /C:/Users/ops/.vllmfleet/staging/t1.tmp")
 
 
-def test_wsl_read_decodes_file_and_mode(fleet: Inventory) -> None:
+def test_wsl_read_decodes_file_and_mode(reference: Inventory) -> None:
     content = b"\x00binary\xffcontent\n"
     encoded = base64.encodebytes(content).decode()
 
@@ -192,20 +187,20 @@ def test_wsl_read_decodes_file_and_mode(fleet: Inventory) -> None:
                           stderr="")
         return CommandResult(command=command, exit_code=0, stdout="absent\n", stderr="")
 
-    transport, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
+    transport, wsl = fake_adapter(reference, "wintermute", "/C:/Users/ops", answer)
     found = wsl.read_file("/opt/vllmfleet/present.yaml")
     assert (found.content, found.mode) == (content, 0o640)
     assert wsl.read("/opt/vllmfleet/missing.yaml") is None
     check_golden("wsl_read", transport.log[:1])
 
 
-def test_wsl_service_commands(fleet: Inventory) -> None:
+def test_wsl_service_commands(reference: Inventory) -> None:
     def answer(command: str) -> CommandResult | None:
         if "docker inspect" in (decode(command) or ""):
             return CommandResult(command=command, exit_code=0, stdout="running\n", stderr="")
         return CommandResult(command=command, exit_code=0, stdout="INFO started\n", stderr="")
 
-    transport, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
+    transport, wsl = fake_adapter(reference, "wintermute", "/C:/Users/ops", answer)
     wsl.restart()
     status = wsl.status()
     assert (status.running, status.state) == (True, "running")
@@ -213,30 +208,30 @@ def test_wsl_service_commands(fleet: Inventory) -> None:
     check_golden("wsl_service", transport.log)
 
 
-def test_wsl_missing_container_is_not_running(fleet: Inventory) -> None:
+def test_wsl_missing_container_is_not_running(reference: Inventory) -> None:
     def answer(command: str) -> CommandResult | None:
         return CommandResult(command=command, exit_code=1, stdout="",
                       stderr="Error: No such object: vllm-wintermute")
 
-    _, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
+    _, wsl = fake_adapter(reference, "wintermute", "/C:/Users/ops", answer)
     status = wsl.status()
     assert (status.running, status.state) == (False, "missing")
 
 
-def test_wsl_bad_distro_is_refused(fleet: Inventory) -> None:
-    host = fleet.hosts["wintermute"]
+def test_wsl_bad_distro_is_refused(reference: Inventory) -> None:
+    host = reference.hosts["wintermute"]
     bad = Host(name=host.name, address=host.address, platform="wsl", ssh=host.ssh,
                wsl_distro="Ubuntu & calc", vllm=host.vllm)
     with pytest.raises(HostError, match=r"wsl_distro 'Ubuntu & calc'.*wsl -l -q"):
         adapter_for(bad, transport=FakeTransport(home_dir="/C:/Users/ops"))
 
 
-def test_wsl_restart_failure_says_what_to_check(fleet: Inventory) -> None:
+def test_wsl_restart_failure_says_what_to_check(reference: Inventory) -> None:
     def answer(command: str) -> CommandResult | None:
         return CommandResult(command=command, exit_code=1, stdout="",
                       stderr="\x00e\x00r\x00r\x00o\x00r\x00 from wsl.exe\ncompose failed\n")
 
-    _, wsl = fake_adapter(fleet, "wintermute", "/C:/Users/ops", answer)
+    _, wsl = fake_adapter(reference, "wintermute", "/C:/Users/ops", answer)
     with pytest.raises(HostError) as caught:
         wsl.restart()
     message = str(caught.value)
@@ -251,14 +246,14 @@ def test_wsl_restart_failure_says_what_to_check(fleet: Inventory) -> None:
 LAUNCHER = "powershell -NoProfile -ExecutionPolicy Bypass -File C:/vllmfleet/vllm-launcher.ps1"
 
 
-def test_windows_launcher_commands_are_exact(fleet: Inventory) -> None:
+def test_windows_launcher_commands_are_exact(reference: Inventory) -> None:
     def answer(command: str) -> CommandResult | None:
         if command.endswith(" Status"):
             return CommandResult(command=command, exit_code=3, stderr="",
                           stdout="container vllm-armitage: exited\nhealth x: unreachable\n")
         return None
 
-    transport, win = fake_adapter(fleet, "armitage", "/C:/Users/ops", answer)
+    transport, win = fake_adapter(reference, "armitage", "/C:/Users/ops", answer)
     win.restart()
     status = win.status()
     win.logs(lines=50)
@@ -267,48 +262,48 @@ def test_windows_launcher_commands_are_exact(fleet: Inventory) -> None:
     assert (status.running, status.state) == (False, "exited")
 
 
-def test_windows_status_error_is_raised(fleet: Inventory) -> None:
+def test_windows_status_error_is_raised(reference: Inventory) -> None:
     def answer(command: str) -> CommandResult | None:
         return CommandResult(command=command, exit_code=1, stdout="",
                       stderr="vllm-launcher: config C:/vllmfleet/vllm-config.json not found")
 
-    _, win = fake_adapter(fleet, "armitage", "/C:/Users/ops", answer)
+    _, win = fake_adapter(reference, "armitage", "/C:/Users/ops", answer)
     with pytest.raises(HostError, match=r"armitage: reading the vllm status failed \(exit 1\)"
                                         r"(.|\n)*vllm-config.json not found"):
         win.status()
 
 
-def test_windows_put_uploads_beside_target_and_moves(fleet: Inventory) -> None:
-    transport, win = fake_adapter(fleet, "armitage", "/C:/Users/ops")
+def test_windows_put_uploads_beside_target_and_moves(reference: Inventory) -> None:
+    transport, win = fake_adapter(reference, "armitage", "/C:/Users/ops")
     win.put("C:/vllmfleet/vllm-config.json", b'{"max_model_len": 8192}\n')
     assert transport.commands and all(PS_WIRE.fullmatch(c) for c in transport.commands)
     check_golden("windows_put", transport.log)
 
 
-def test_windows_run_is_powershell(fleet: Inventory) -> None:
-    transport, win = fake_adapter(fleet, "armitage", "/C:/Users/ops")
+def test_windows_run_is_powershell(reference: Inventory) -> None:
+    transport, win = fake_adapter(reference, "armitage", "/C:/Users/ops")
     win.run("nvidia-smi --query-gpu=memory.used --format=csv")
     [wire] = transport.commands
     assert decode(wire) == ("$ErrorActionPreference = 'Stop'\n$ProgressPreference = "
                             "'SilentlyContinue'\nnvidia-smi --query-gpu=memory.used --format=csv")
 
 
-def test_windows_host_cannot_run_the_proxy(fleet: Inventory) -> None:
-    proxy = fleet.proxy.__class__(host="armitage")
+def test_windows_host_cannot_run_the_proxy(reference: Inventory) -> None:
+    proxy = reference.proxy.__class__(host="armitage")
     with pytest.raises(HostError, match="proxy cannot run on a windows host"):
-        adapter_for(fleet.hosts["armitage"], proxy=proxy,
+        adapter_for(reference.hosts["armitage"], proxy=proxy,
                     transport=FakeTransport(home_dir="/C:/Users/ops"))
 
 
 # --- linux (commands; the real thing runs over sshd in tests/integration) -------------------
 
-def test_linux_proxy_host_uses_systemd_with_sudo_n(fleet: Inventory) -> None:
+def test_linux_proxy_host_uses_systemd_with_sudo_n(reference: Inventory) -> None:
     def answer(command: str) -> CommandResult | None:
         if command.startswith("systemctl is-active"):
             return CommandResult(command=command, exit_code=3, stdout="failed\n", stderr="")
         return None
 
-    transport, motoko = fake_adapter(fleet, "motoko", "/home/ops", answer)
+    transport, motoko = fake_adapter(reference, "motoko", "/home/ops", answer)
     motoko.restart()
     status = motoko.status()
     motoko.logs(lines=100)
@@ -320,23 +315,23 @@ def test_linux_proxy_host_uses_systemd_with_sudo_n(fleet: Inventory) -> None:
         motoko.restart(service="vllm")
 
 
-def test_linux_sudo_put_stages_in_home(fleet: Inventory) -> None:
-    transport, motoko = fake_adapter(fleet, "motoko", "/home/ops", sudo=True)
+def test_linux_sudo_put_stages_in_home(reference: Inventory) -> None:
+    transport, motoko = fake_adapter(reference, "motoko", "/home/ops", sudo=True)
     motoko.put("/etc/litellm/litellm.env", b"LITELLM_MASTER_KEY=sk-fake-for-tests\n",
                mode=0o600)
     check_golden("linux_sudo_put", transport.log)
 
 
 @pytest.mark.parametrize("bad", ["relative/path.yaml", "/opt/../etc/passwd", "/opt/dir/", ""])
-def test_bad_remote_paths_are_refused(fleet: Inventory, bad: str) -> None:
-    transport, motoko = fake_adapter(fleet, "motoko", "/home/ops")
+def test_bad_remote_paths_are_refused(reference: Inventory, bad: str) -> None:
+    transport, motoko = fake_adapter(reference, "motoko", "/home/ops")
     with pytest.raises(HostError, match="refusing remote path"):
         motoko.put(bad, b"x")
     assert transport.log == []
 
 
-def test_bad_log_line_count_is_refused(fleet: Inventory) -> None:
-    _, motoko = fake_adapter(fleet, "motoko", "/home/ops")
+def test_bad_log_line_count_is_refused(reference: Inventory) -> None:
+    _, motoko = fake_adapter(reference, "motoko", "/home/ops")
     with pytest.raises(HostError, match="lines=0: ask for between 1 and 10000 log lines"):
         motoko.logs(lines=0)
 
@@ -380,19 +375,19 @@ class ShellTransport:
 
 
 @pytest.fixture
-def shell_host(tmp_path: Path, fleet: Inventory) -> Iterator[tuple[ShellTransport, Path]]:
+def shell_host(tmp_path: Path, reference: Inventory) -> Iterator[tuple[ShellTransport, Path]]:
     (tmp_path / "home").mkdir()
     yield ShellTransport(home_dir=str(tmp_path / "home")), tmp_path
 
 
 def test_install_script_replaces_file_and_sets_mode(
-        fleet: Inventory, shell_host: tuple[ShellTransport, Path]) -> None:
+        reference: Inventory, shell_host: tuple[ShellTransport, Path]) -> None:
     transport, root = shell_host
     target = root / "etc dir" / "config.yaml"
     target.parent.mkdir()
     target.write_bytes(b"old\n")
     (target.parent / ".config.yaml.vllmfleet-stale.tmp").write_bytes(b"half a file")
-    adapter = adapter_for(fleet.hosts["motoko"], transport=transport)
+    adapter = adapter_for(reference.hosts["motoko"], transport=transport)
     adapter.put(str(target), b"new: 1\n", mode=0o640)
     assert target.read_bytes() == b"new: 1\n"
     assert target.stat().st_mode & 0o777 == 0o640
@@ -401,25 +396,25 @@ def test_install_script_replaces_file_and_sets_mode(
     assert found is not None and (found.content, found.mode) == (b"new: 1\n", 0o640)
 
 
-def test_damaged_upload_is_not_renamed(fleet: Inventory,
+def test_damaged_upload_is_not_renamed(reference: Inventory,
                                        shell_host: tuple[ShellTransport, Path]) -> None:
     transport, root = shell_host
     transport.damage_uploads = True
     target = root / "config.yaml"
     target.write_bytes(b"old\n")
-    adapter = adapter_for(fleet.hosts["motoko"], transport=transport)
+    adapter = adapter_for(reference.hosts["motoko"], transport=transport)
     with pytest.raises(HostError, match=r"exit 3(.|\n)*the upload was damaged"):
         adapter.put(str(target), b"new content\n")
     assert target.read_bytes() == b"old\n"
     assert sorted(p.name for p in root.iterdir()) == ["config.yaml", "home"]  # temp removed
 
 
-def test_staged_put_and_read_scripts_run_under_sh(fleet: Inventory,
+def test_staged_put_and_read_scripts_run_under_sh(reference: Inventory,
                                                   shell_host: tuple[ShellTransport, Path]) -> None:
     """The sudo/WSL variant (staging copy + read as base64), minus sudo, under dash."""
     transport, root = shell_host
     transport.run = _without_sudo(transport.run)  # type: ignore[method-assign]
-    adapter = adapter_for(fleet.hosts["motoko"], transport=transport, sudo=True)
+    adapter = adapter_for(reference.hosts["motoko"], transport=transport, sudo=True)
     target = root / "new" / "litellm.env"
     adapter.put(str(target), b"KEY=\x00\xff\n", mode=0o600)
     assert target.read_bytes() == b"KEY=\x00\xff\n" and target.stat().st_mode & 0o777 == 0o600
@@ -437,9 +432,9 @@ def _without_sudo(run: Callable[..., CommandResult]) -> Callable[..., CommandRes
 
 # --- local ----------------------------------------------------------------------------------
 
-def test_local_adapter_files_commands_and_service(tmp_path: Path, fleet: Inventory) -> None:
+def test_local_adapter_files_commands_and_service(tmp_path: Path, reference: Inventory) -> None:
     host = Host(name="lab", address="127.0.0.1", platform="local",
-                ssh=fleet.hosts["motoko"].ssh)
+                ssh=reference.hosts["motoko"].ssh)
     events: list[str] = []
     service = CallableService(restart_fn=lambda: events.append("restart"),
                               is_running_fn=lambda: True, logs_fn=lambda n: f"last {n} lines")
@@ -464,9 +459,9 @@ def test_local_adapter_files_commands_and_service(tmp_path: Path, fleet: Invento
     assert not on_disk.exists()
 
 
-def test_local_adapter_without_service_or_root(tmp_path: Path, fleet: Inventory) -> None:
+def test_local_adapter_without_service_or_root(tmp_path: Path, reference: Inventory) -> None:
     host = Host(name="lab", address="127.0.0.1", platform="local",
-                ssh=fleet.hosts["motoko"].ssh)
+                ssh=reference.hosts["motoko"].ssh)
     with pytest.raises(HostError, match="pass local_root"):
         adapter_for(host)
     adapter = adapter_for(host, local_root=tmp_path)
@@ -474,9 +469,9 @@ def test_local_adapter_without_service_or_root(tmp_path: Path, fleet: Inventory)
         adapter.restart()
 
 
-def test_local_service_failure_becomes_host_error(tmp_path: Path, fleet: Inventory) -> None:
+def test_local_service_failure_becomes_host_error(tmp_path: Path, reference: Inventory) -> None:
     host = Host(name="lab", address="127.0.0.1", platform="local",
-                ssh=fleet.hosts["motoko"].ssh)
+                ssh=reference.hosts["motoko"].ssh)
 
     def crash() -> None:
         raise RuntimeError("emulator exited with 1: CUDA out of memory")

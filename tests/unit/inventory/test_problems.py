@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.conftest import REFERENCE
 from vllmfleet.errors import InventoryError, Problem
 from vllmfleet.inventory import parse
 from vllmfleet.inventory.problems import format_problems, summary
 
-SHIPPED = (Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml").read_text()
+SHIPPED = REFERENCE.read_text()
 
 
 def problem(severity: str, line: int | None, path: str, message: str, fix: str = "",

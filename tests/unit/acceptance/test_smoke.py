@@ -6,17 +6,16 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import REFERENCE
 from vllmfleet.acceptance import smoke
 from vllmfleet.client import FleetClient
-from vllmfleet.inventory import Inventory, load
+from vllmfleet.inventory import Endpoints, Inventory, load
 
-REFERENCE = Path(__file__).resolve().parents[2] / "configs" / "fleet.yaml"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -78,9 +77,9 @@ def _run(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> smoke.SmokeReport
         return real(url, transport=httpx.MockTransport(handler), **kw)
 
     monkeypatch.setattr(smoke, "FleetClient", client)
-    endpoints = smoke.Endpoints(proxy="http://127.0.0.1:4000", key="sk-test",
-                                hosts={"wintermute": "http://127.0.0.1:8001",
-                                       "armitage": "http://127.0.0.1:8002"})
+    endpoints = Endpoints(proxy="http://127.0.0.1:4000", key="sk-test",
+                          hosts={"wintermute": "http://127.0.0.1:8001",
+                                 "armitage": "http://127.0.0.1:8002"})
     return asyncio.run(smoke.run_smoke(_clamping(load(REFERENCE)), endpoints))
 
 

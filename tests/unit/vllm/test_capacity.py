@@ -1,46 +1,15 @@
-"""The capacity model: KV arithmetic, vLLM's start-up verdicts and texts, the plan output."""
+"""The capacity model: KV arithmetic, vLLM's start-up verdicts and texts."""
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.unit.vllm.cards import ARMITAGE, HEADLESS, LLAMA, WINTERMUTE
 from vllmfleet.errors import CapacityError
-from vllmfleet.inventory import load
-from vllmfleet.inventory.plan import input_for, plan
-from vllmfleet.vllm.architecture import Architecture
 from vllmfleet.vllm.capacity import CapacityInput, GiB, estimate
-from vllmfleet.vllm.capacity_report import format_table, to_json
-
-ROOT = Path(__file__).resolve().parents[2]
-
-# The reference fleet (configs/fleet.yaml), written out so these tests do not move with it.
-LLAMA = Architecture(
-    layers=32, kv_heads=8, head_dim=128, hidden_size=4096, intermediate_size=14336,
-    vocab_size=128256, max_position_embeddings=131072)
-QWEN = Architecture(
-    layers=28, kv_heads=4, head_dim=128, hidden_size=3584, intermediate_size=18944,
-    vocab_size=152064, max_position_embeddings=32768)
-WINTERMUTE = CapacityInput(vram_gib=12, reserved_gib=0.8, gpu_memory_utilization=0.92,
-                           weights_gib=5.37, kv_cache_dtype="fp8", max_model_len=16384,
-                           max_num_seqs=2, cuda_context_gib=0.25, architecture=LLAMA)
-ARMITAGE = CapacityInput(vram_gib=8, reserved_gib=0.6, gpu_memory_utilization=0.90,
-                         weights_gib=5.20, kv_cache_dtype="fp8", max_model_len=8192,
-                         max_num_seqs=1, cuda_context_gib=0.25, architecture=QWEN)
-# A card with no desktop on it and room to spare on the free-memory check.
-HEADLESS = replace(ARMITAGE, reserved_gib=0.0, gpu_memory_utilization=0.80,
-                   kv_cache_dtype="auto", max_model_len=16384)
-
-
-@pytest.fixture(scope="module")
-def inventory() -> Any:
-    return load(ROOT / "configs" / "fleet.yaml")
-
 
 # --- KV arithmetic ----------------------------------------------------------------------
 
@@ -205,77 +174,3 @@ def test_bad_input_names_the_field(change: dict[str, Any], field: str) -> None:
 def test_a_bad_architecture_fact_names_the_field() -> None:
     with pytest.raises(CapacityError, match=r"capacity input layers=0 is out of range"):
         replace(WINTERMUTE, architecture=replace(LLAMA, layers=0))
-
-
-# --- from the inventory ------------------------------------------------------------------
-
-def test_input_for_reads_the_inventory(inventory: Any) -> None:
-    inp = input_for(inventory, "wintermute")
-    assert (inp.vram_gib, inp.reserved_gib, inp.gpu_memory_utilization) == (12, 0.5, 0.92)
-    assert inp.weights_gib == 5.37          # awq_marlin loads the awq checkpoint
-    assert (inp.architecture.layers, inp.architecture.kv_heads, inp.kv_cache_dtype,
-            inp.max_model_len) == (32, 8, "fp8", 16384)
-    assert input_for(inventory, "armitage", max_model_len=4096).max_model_len == 4096
-
-
-def test_input_for_explains_bad_names(inventory: Any) -> None:
-    with pytest.raises(CapacityError, match=r"'wintermut' is not in hosts.*wintermute"):
-        input_for(inventory, "wintermut")
-    with pytest.raises(CapacityError, match="'motoko' does not run vLLM"):
-        input_for(inventory, "motoko")
-    with pytest.raises(CapacityError, match="did you mean 'max_model_len'"):
-        input_for(inventory, "wintermute", max_modellen=8192)
-
-
-def test_plan_covers_the_vllm_hosts(inventory: Any) -> None:
-    assert [h for h, _ in plan(inventory)] == ["wintermute", "armitage"]
-    assert [h for h, _ in plan(inventory, ["armitage"])] == ["armitage"]
-
-
-def test_format_table_for_the_shipped_inventory(inventory: Any) -> None:
-    rows = plan(inventory)
-    text = format_table(rows)
-    blocks = text.split("\n\n")
-    assert len(blocks) == 2
-    for (host, r), block in zip(rows, blocks, strict=True):
-        label = "FITS" if r.fits else "DOES NOT FIT"
-        assert block.splitlines()[0] == f"{host}: {label}"
-        assert f"{r.kv_capacity_tokens:,} tokens" in block
-        assert f"{r.kv_bytes_per_token:,} B" in block
-        assert f"{r.requested_gib:.2f} GiB" in block
-        if r.exceeds_free:
-            assert f"fix: set gpu_memory_utilization to {r.suggested_utilization} or less" in block
-    assert "12.00 GiB" in blocks[0] and "16,384 tokens" in blocks[0]
-    assert "65,536 B" in blocks[0] and "28,672 B" in blocks[1]
-
-
-def test_format_table_names_the_fix() -> None:
-    kv = format_table([("box", estimate(HEADLESS))])
-    largest = estimate(HEADLESS).largest_max_model_len
-    assert "box: DOES NOT FIT" in kv
-    assert "why: one request of 16,384 tokens needs 0.88 GiB of KV cache" in kv
-    assert f"fix: set max_model_len to at most {largest:,}, or use kv_cache_dtype fp8" in kv
-    start = format_table([("wintermute", estimate(WINTERMUTE))])
-    assert "why: vLLM refuses to start: it asks for 11.04 GiB (12.00 GiB x 0.92) but only " \
-           "10.95 GiB is free at start" in start
-    assert "fix: set gpu_memory_utilization to 0.9 or less (at 0.9:" in start
-    full = format_table([("busy", estimate(replace(WINTERMUTE, reserved_gib=11.9)))])
-    assert "fix: free GPU memory on the host; nothing fits in what is free now" in full
-    fits = format_table([("armitage", estimate(replace(ARMITAGE, cuda_context_gib=0)))])
-    assert "armitage: FITS" in fits and "room: max_model_len could go up to 32,768" in fits
-
-
-def test_to_json_for_the_shipped_inventory(inventory: Any) -> None:
-    rows = plan(inventory)
-    data = json.loads(to_json(rows))
-    hosts = {h["host"]: h for h in data["hosts"]}
-    assert list(hosts) == ["wintermute", "armitage"]
-    for host, r in rows:
-        h = hosts[host]
-        assert h["fits"] is r.fits and h["verdict"] == ("FITS" if r.fits else "DOES NOT FIT")
-        assert h["kv_capacity_tokens"] == r.kv_capacity_tokens
-        assert h["vllm_error"] == r.vllm_error() and h["vllm_log_lines"] == r.vllm_log_lines()
-        assert math.isclose(h["requested_gib"], r.requested_gib, abs_tol=1e-4)
-    assert hosts["wintermute"]["kv_bytes_per_token"] == 65536
-    assert hosts["wintermute"]["input"]["max_model_len"] == 16384
-    assert hosts["wintermute"]["cuda_graph_sizes"] == [1, 2, 4]

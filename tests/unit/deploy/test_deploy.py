@@ -16,10 +16,11 @@ from vllmfleet.deploy import apply as deploy
 from vllmfleet.deploy import backups, locks
 from vllmfleet.deploy.apply import Options, Outcome
 from vllmfleet.deploy.diagnose import diagnose
-from vllmfleet.deploy.plan import Desired, Expect
+from vllmfleet.deploy.plan import Desired
 from vllmfleet.deploy.run import restorable, summary
 from vllmfleet.errors import DeployError, HostError
-from vllmfleet.inventory import Inventory, load
+from vllmfleet.health import Expect
+from vllmfleet.inventory import Inventory
 from vllmfleet.remote import (
     CallableService,
     CommandResult,
@@ -29,13 +30,7 @@ from vllmfleet.remote import (
     follow,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 COMPOSE = "/opt/vllmfleet/vllm-compose.yaml"
-
-
-@pytest.fixture(scope="module")
-def inv() -> Inventory:
-    return load(REPO / "configs" / "fleet.yaml")
 
 
 class Host:
@@ -61,9 +56,9 @@ def want(text: str) -> list[Desired]:
                     kind="vllm-launch")]
 
 
-def run(inv: Inventory, host: Host, tmp_path: Path, text: str, **options: object) -> Outcome:
-    return deploy.apply(inventory=inv, host=inv.hosts["wintermute"], adapter=host.adapter,
-                        desired=want(text), say=host.events.append,
+def run(inventory: Inventory, host: Host, tmp_path: Path, text: str, **options: object) -> Outcome:
+    return deploy.apply(inventory=inventory, host=inventory.hosts["wintermute"],
+                        adapter=host.adapter, desired=want(text), say=host.events.append,
                         options=Options(store=tmp_path / "backups", **options))  # type: ignore[arg-type]
 
 
@@ -72,7 +67,8 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[Expect], None]]:
     """Replace the health wait and verification: each call pops a behaviour (default: ok)."""
     plan: list[Callable[[Expect], None]] = []
 
-    def wait(adapter: HostAdapter, expect: Expect, *, timeout_s: float | None = None) -> float:
+    def wait(adapter: HostAdapter, expect: Expect, *, timeout_s: float | None = None,
+             **_: object) -> float:
         if plan:
             plan.pop(0)(expect)
         return 0.1
@@ -83,23 +79,23 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[Expect], None]]:
 
 
 def test_a_deploy_backs_up_before_it_pushes_and_restarts_once(
-        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
     host = Host(tmp_path)
     host.file.parent.mkdir(parents=True)
     host.file.write_text("old\n")
-    outcome = run(inv, host, tmp_path, "new\n")
+    outcome = run(reference, host, tmp_path, "new\n")
     assert outcome.result == "deployed" and outcome.changed == (COMPOSE,)
     assert host.events.index("restart with new") > next(
         i for i, e in enumerate(host.events) if e.startswith("backup "))
     backup = backups.load(tmp_path / "backups", "wintermute", outcome.backup or "")
     assert [i.content for i in backups.restore_plan(backup)] == [b"old\n"]
     assert not (host.file.parent / locks.LOCK_NAME).exists()
-    assert run(inv, host, tmp_path, "new\n").result == "unchanged"
+    assert run(reference, host, tmp_path, "new\n").result == "unchanged"
     assert sum(e.startswith("restart with") for e in host.events) == 1
 
 
 def test_a_service_that_does_not_come_up_is_restored_and_restarted(
-        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
     host = Host(tmp_path)
     host.file.parent.mkdir(parents=True)
     host.file.write_text("old\n")
@@ -108,7 +104,7 @@ def test_a_service_that_does_not_come_up_is_restored_and_restarted(
         raise DeployError("the vllm service stopped during start-up (exited)")
 
     probes.append(dies)
-    outcome = run(inv, host, tmp_path, "new\n")
+    outcome = run(reference, host, tmp_path, "new\n")
     assert outcome.result == "failed" and outcome.restored is True
     assert outcome.report.startswith("deploy wintermute: FAILED at wait healthy / verify: "
                                      "the vllm service stopped during start-up (exited)\n")
@@ -121,13 +117,13 @@ def test_a_service_that_does_not_come_up_is_restored_and_restarted(
     assert not (host.file.parent / locks.LOCK_NAME).exists()
 
 
-def test_a_failed_restart_is_restored_too(inv: Inventory, tmp_path: Path,
+def test_a_failed_restart_is_restored_too(reference: Inventory, tmp_path: Path,
                                           probes: list[Callable[[Expect], None]]) -> None:
     host = Host(tmp_path)
     host.file.parent.mkdir(parents=True)
     host.file.write_text("old\n")
     host.fail_restart = True
-    outcome = run(inv, host, tmp_path, "new\n")
+    outcome = run(reference, host, tmp_path, "new\n")
     assert outcome.result == "failed" and "FAILED at restart" in outcome.report
     assert "docker: no such image" in outcome.report
     assert host.file.read_text() == "old\n" and outcome.restored is False  # restart fails again
@@ -137,35 +133,35 @@ def test_a_failed_restart_is_restored_too(inv: Inventory, tmp_path: Path,
 
 
 def test_a_first_deploy_that_fails_removes_its_files(
-        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
     host = Host(tmp_path)
 
     def dies(_: Expect) -> None:
         raise DeployError("exited")
 
     probes.append(dies)
-    outcome = run(inv, host, tmp_path, "new\n")
+    outcome = run(reference, host, tmp_path, "new\n")
     assert outcome.result == "failed" and outcome.restored is False
     assert not host.file.exists()  # as it was: absent
     assert "no previous config of vllm to start (first deploy)" in outcome.report
     assert not (host.file.parent / locks.LOCK_NAME).exists()
 
 
-def test_dry_run_reads_only(inv: Inventory, tmp_path: Path,
+def test_dry_run_reads_only(reference: Inventory, tmp_path: Path,
                             probes: list[Callable[[Expect], None]]) -> None:
     host = Host(tmp_path)
-    outcome = run(inv, host, tmp_path, "new\n", dry_run=True)
+    outcome = run(reference, host, tmp_path, "new\n", dry_run=True)
     assert outcome.result == "planned" and "+new" in outcome.report
     assert not host.file.exists() and not (tmp_path / "backups").exists()
     assert host.events == []
 
 
-def test_a_held_lock_changes_nothing(inv: Inventory, tmp_path: Path,
+def test_a_held_lock_changes_nothing(reference: Inventory, tmp_path: Path,
                                      probes: list[Callable[[Expect], None]]) -> None:
     host = Host(tmp_path)
     locks.acquire(host.adapter, locks.lock_path("/opt/vllmfleet"), owner="ann@desk pid 1",
                   action="rollback", task="deploy.wintermute")
-    outcome = run(inv, host, tmp_path, "new\n")
+    outcome = run(reference, host, tmp_path, "new\n")
     assert outcome.result == "failed" and "ann@desk pid 1 (rollback)" in outcome.report
     assert outcome.report.startswith("deploy wintermute: FAILED at taking the lock: ")
     assert not host.file.exists() and host.events == []
@@ -203,27 +199,27 @@ def test_options_are_checked() -> None:
         Options(keep=0)
 
 
-def test_kv_oom_leads_to_the_planners_largest_max_model_len(inv: Inventory) -> None:
+def test_kv_oom_leads_to_the_planners_largest_max_model_len(reference: Inventory) -> None:
     log = ("ValueError: To serve at least one request with the models's max seq len (100000), "
            "(6.10 GiB KV cache is needed, which is larger than the available KV cache memory "
            "(5.18 GiB). Based on the available memory, the estimated maximum model length is "
            "84896. Try increasing `gpu_memory_utilization` …")
-    text = diagnose(log, inventory=inv, host="wintermute")
+    text = diagnose(log, inventory=reference, host="wintermute")
     assert "one request of max_model_len 100000 does not fit" in text
     assert "largest max_model_len that fits = 84896" in text
     assert "set hosts.wintermute.vllm.max_model_len to at most 84896" in text
 
 
-def test_free_memory_and_other_causes(inv: Inventory) -> None:
+def test_free_memory_and_other_causes(reference: Inventory) -> None:
     log = ("Free memory on device (11.25/12.0 GiB) on startup is less than desired GPU memory "
            "utilization (0.99, 11.88 GiB).")
-    text = diagnose(log, inventory=inv, host="wintermute")
+    text = diagnose(log, inventory=reference, host="wintermute")
     assert "largest gpu_memory_utilization that starts is 0.9" in text
     assert "unrecognized arguments" not in diagnose("error: unrecognized arguments: --x",
-                                                    inventory=inv, host="wintermute")
-    assert "extra_args" in diagnose("error: unrecognized arguments: --x", inventory=inv,
+                                                    inventory=reference, host="wintermute")
+    assert "extra_args" in diagnose("error: unrecognized arguments: --x", inventory=reference,
                                     host="wintermute")
-    assert diagnose("", inventory=inv, host="motoko").startswith("no known cause")
+    assert diagnose("", inventory=reference, host="motoko").startswith("no known cause")
 
 
 def test_rollback_default_skips_the_copies_a_rollback_takes(tmp_path: Path) -> None:
@@ -261,13 +257,13 @@ def test_summary_names_the_failed_hosts() -> None:
     assert caught.value.restored is True
 
 
-def test_an_unreachable_host_fails_before_anything(inv: Inventory, tmp_path: Path) -> None:
+def test_an_unreachable_host_fails_before_anything(reference: Inventory, tmp_path: Path) -> None:
     class Down(LocalAdapter):
         def read_file(self, remote_path: str) -> None:
             raise HostError("cannot connect", host="wintermute")
 
     down = Down(host="wintermute", root=tmp_path)
-    outcome = deploy.apply(inventory=inv, host=inv.hosts["wintermute"], adapter=down,
+    outcome = deploy.apply(inventory=reference, host=reference.hosts["wintermute"], adapter=down,
                            desired=want("x"), options=Options(store=tmp_path / "b"),
                            say=lambda _: None)
     assert outcome.result == "failed" and "nothing was changed" in outcome.report
@@ -348,14 +344,15 @@ def test_follow_prints_new_lines_as_they_come(capsys: pytest.CaptureFixture[str]
 
 
 def test_ctrl_c_while_waiting_restores_the_backup_and_propagates(
-        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     host = Host(tmp_path)
     host.file.parent.mkdir(parents=True)
     host.file.write_text("old\n")
     waits: list[float | None] = []
 
-    def wait(adapter: HostAdapter, expect: Expect, *, timeout_s: float | None = None) -> float:
+    def wait(adapter: HostAdapter, expect: Expect, *, timeout_s: float | None = None,
+             **_: object) -> float:
         waits.append(timeout_s)
         if len(waits) == 1:
             raise KeyboardInterrupt
@@ -363,7 +360,7 @@ def test_ctrl_c_while_waiting_restores_the_backup_and_propagates(
 
     monkeypatch.setattr(health, "wait_healthy", wait)
     with pytest.raises(KeyboardInterrupt):
-        run(inv, host, tmp_path, "new\n")
+        run(reference, host, tmp_path, "new\n")
     assert host.file.read_text() == "old\n"
     assert [e for e in host.events if e.startswith("restart with")] == [
         "restart with new", "restart with old"]
@@ -376,14 +373,14 @@ def test_ctrl_c_while_waiting_restores_the_backup_and_propagates(
 
 
 def test_a_failed_prune_after_a_deploy_is_a_warning(
-        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(store: Path, host: str, *, keep: int) -> list[str]:
         raise PermissionError(13, "Permission denied", str(store / host))
 
     monkeypatch.setattr(backups, "prune", broken)
     host = Host(tmp_path)
-    outcome = run(inv, host, tmp_path, "new\n")
+    outcome = run(reference, host, tmp_path, "new\n")
     assert outcome.result == "deployed" and host.file.read_text() == "new\n"
     warning = next(e for e in host.events if e.startswith("warning:"))
     assert "could not prune" in warning and "Permission denied" in warning
@@ -391,7 +388,7 @@ def test_a_failed_prune_after_a_deploy_is_a_warning(
 
 
 def test_deploy_all_keeps_every_outcome_when_pruning_fails(
-        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     from vllmfleet.deploy.run import Access, deploy_all
     from vllmfleet.inventory import Host as InventoryHost
@@ -408,15 +405,15 @@ def test_deploy_all_keeps_every_outcome_when_pruning_fails(
                             services={"vllm": service, "proxy": service})
 
     said: list[str] = []
-    outcomes = deploy_all(inv, access=Access(factory=local), say=said.append,
+    outcomes = deploy_all(reference, access=Access(factory=local), say=said.append,
                           options=Options(store=tmp_path / "backups", master_key="k"))
     assert [(o.host, o.result) for o in outcomes] == [
-        (n, "deployed") for n in [*inv.vllm_hosts, inv.proxy.host]]
+        (n, "deployed") for n in [*reference.vllm_hosts, reference.proxy.host]]
     assert sum("could not prune" in s for s in said) == len(outcomes)
 
 
 def test_a_snapshot_whose_prune_fails_still_returns_the_backup(
-        inv: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        reference: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from vllmfleet.deploy.run import Access, snapshot
 
     def broken(store: Path, host: str, *, keep: int) -> list[str]:
@@ -424,7 +421,7 @@ def test_a_snapshot_whose_prune_fails_still_returns_the_backup(
 
     monkeypatch.setattr(backups, "prune", broken)
     said: list[str] = []
-    backup, _ = snapshot(inv, "wintermute", options=Options(store=tmp_path / "backups"),
+    backup, _ = snapshot(reference, "wintermute", options=Options(store=tmp_path / "backups"),
                          access=Access(factory=lambda h: LocalAdapter(host=h.name,
                                                                       root=tmp_path / "h")),
                          say=said.append)
@@ -438,7 +435,7 @@ PROXY_FILES = {"/etc/litellm/config.yaml": "litellm-config",
 
 
 def test_a_proxy_deploy_whose_second_put_fails_restores_the_first_file(
-        inv: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
     events: list[str] = []
 
     class SecondPutFails(LocalAdapter):
@@ -465,7 +462,7 @@ def test_a_proxy_deploy_whose_second_put_fails_restores_the_first_file(
         before[path] = (content, adapter.path_of(path).stat().st_mode & 0o7777)
     desired = [Desired(remote_path=p, content=f"new {p}\n".encode(), mode=0o644,
                        service="proxy", kind=k) for p, k in PROXY_FILES.items()]
-    outcome = deploy.apply(inventory=inv, host=inv.hosts["motoko"], adapter=adapter,
+    outcome = deploy.apply(inventory=reference, host=reference.hosts["motoko"], adapter=adapter,
                            desired=desired, say=events.append,
                            options=Options(store=tmp_path / "backups", master_key="k"))
     assert outcome.result == "failed" and "FAILED at push" in outcome.report

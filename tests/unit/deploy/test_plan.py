@@ -3,10 +3,7 @@ restarted services must report (read from the files themselves)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import get_args
-
-import pytest
 
 from vllmfleet import render
 from vllmfleet.deploy.plan import (
@@ -15,56 +12,49 @@ from vllmfleet.deploy.plan import (
     Desired,
     expectations,
     from_render,
-    launch_args,
     proxy_models,
     services_of,
 )
-from vllmfleet.inventory import Inventory, load
+from vllmfleet.inventory import Inventory
 from vllmfleet.remote import RemoteFile
+from vllmfleet.render import launch_args
 from vllmfleet.render.base import Kind
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def inv() -> Inventory:
-    return load(REPO / "configs" / "fleet.yaml")
-
-
-def test_files_are_split_by_service(inv: Inventory) -> None:
-    wintermute = from_render(render.render_host(inv, "wintermute"))
+def test_files_are_split_by_service(reference: Inventory) -> None:
+    wintermute = from_render(render.render_host(reference, "wintermute"))
     assert [(d.kind, d.service) for d in wintermute] == [("vllm-launch", "vllm")]
-    armitage = from_render(render.render_host(inv, "armitage"))
+    armitage = from_render(render.render_host(reference, "armitage"))
     assert {d.service for d in armitage} == {"vllm"} and len(armitage) == 2
-    motoko = from_render(render.render_host(inv, "motoko"))
+    motoko = from_render(render.render_host(reference, "motoko"))
     assert {d.service for d in motoko} == {"proxy"}
     assert "/etc/litellm/config.yaml" in [d.remote_path for d in motoko]
-    assert from_render(render.render_host(inv, "motoko"), ("vllm",)) == []
+    assert from_render(render.render_host(reference, "motoko"), ("vllm",)) == []
     assert services_of(wintermute + motoko) == ["vllm", "proxy"]
 
 
-def test_expectations_come_from_the_files_being_deployed(inv: Inventory) -> None:
-    [vllm] = expectations(inv, inv.hosts["wintermute"],
-                          from_render(render.render_host(inv, "wintermute")))
+def test_expectations_come_from_the_files_being_deployed(reference: Inventory) -> None:
+    [vllm] = expectations(reference, reference.hosts["wintermute"],
+                          from_render(render.render_host(reference, "wintermute")))
     assert (vllm.service, vllm.url, vllm.served_model_name, vllm.max_model_len) == (
         "vllm", "http://wintermute.lan:8000", "llama31-8b-wintermute", 16384)
     assert vllm.timeout_s == 900
 
-    [win] = expectations(inv, inv.hosts["armitage"],
-                         from_render(render.render_host(inv, "armitage")))
+    [win] = expectations(reference, reference.hosts["armitage"],
+                         from_render(render.render_host(reference, "armitage")))
     assert (win.served_model_name, win.max_model_len) == ("qwen2.5-7b-armitage", 8192)
 
-    [proxy] = expectations(inv, inv.hosts["motoko"],
-                           from_render(render.render_host(inv, "motoko")))
+    [proxy] = expectations(reference, reference.hosts["motoko"],
+                           from_render(render.render_host(reference, "motoko")))
     assert proxy.url == "http://motoko.lan:4000" and proxy.timeout_s == 120
     assert set(proxy.models) == {"llama31-8b-wintermute", "llama31-8b-wintermute-burst",
                                  "qwen2.5-7b-armitage", "local/reasoner", "local/chat"}
 
     # a rollback restores an older file: it is what the server must report, not the inventory
-    [old] = from_render(render.render_host(inv, "wintermute"))
+    [old] = from_render(render.render_host(reference, "wintermute"))
     older = Desired(remote_path=old.remote_path, service="vllm", kind=old.kind, mode=0o644,
                     content=(old.content or b"").replace(b"'16384'", b"'12288'"))
-    [vllm] = expectations(inv, inv.hosts["wintermute"], [older])
+    [vllm] = expectations(reference, reference.hosts["wintermute"], [older])
     assert vllm.max_model_len == 12288
 
 
