@@ -45,10 +45,12 @@ def test_the_checks_fail_when_the_rollback_did_not_restore() -> None:
     changed = Observation(files={"w": {"/opt/c.yaml": "b" * 64}},
                           served={"w": {"llama": 12288}}, proxy_models=("llama",),
                           proxy_limits={"llama": {"max_input_tokens": 10500}})
-    good = Cycle(host="w", max_model_len=(16384, 12288), baseline=baseline, changed=changed,
+    good = Cycle(host="w", served_model_name="llama", max_model_len=(16384, 12288),
+                 baseline=baseline, changed=changed,
                  restored=baseline, deploys=(), rollbacks=())
     assert good.problems() == []
-    stuck = Cycle(host="w", max_model_len=(16384, 12288), baseline=baseline, changed=changed,
+    stuck = Cycle(host="w", served_model_name="llama", max_model_len=(16384, 12288),
+                  baseline=baseline, changed=changed,
                   restored=changed, deploys=(), rollbacks=())
     assert stuck.problems() == [
         "not restored: w:/opt/c.yaml: sha256 aaaaaaaaaaaa -> bbbbbbbbbbbb",
@@ -57,7 +59,23 @@ def test_the_checks_fail_when_the_rollback_did_not_restore() -> None:
         "{'max_input_tokens': 10500}",
         "w does not report max_model_len 16384 again",
     ]
-    no_effect = Cycle(host="w", max_model_len=(16384, 12288), baseline=baseline,
+    no_effect = Cycle(host="w", served_model_name="llama", max_model_len=(16384, 12288),
+                      baseline=baseline,
                       changed=baseline, restored=baseline, deploys=(), rollbacks=())
     assert len(no_effect.problems()) == 2
     assert "did not take effect" in no_effect.problems()[0]
+
+
+def test_the_new_length_must_be_on_the_served_name() -> None:
+    """A deploy that changed some other model's length did not change the served one."""
+    baseline = Observation(files={"w": {"/opt/c.yaml": "a" * 64}},
+                           served={"w": {"llama": 16384}}, proxy_models=("llama",),
+                           proxy_limits={"llama": {"max_input_tokens": 14000}})
+    elsewhere = Observation(files={"w": {"/opt/c.yaml": "b" * 64}},
+                            served={"w": {"llama": 16384, "other": 12288}},
+                            proxy_models=("llama",),
+                            proxy_limits={"llama": {"max_input_tokens": 10500}})
+    cycle = Cycle(host="w", served_model_name="llama", max_model_len=(16384, 12288),
+                  baseline=baseline, changed=elsewhere, restored=baseline, deploys=(),
+                  rollbacks=())
+    assert any("12288" in p for p in cycle.problems()), cycle.problems()

@@ -230,6 +230,15 @@ class HostAdapter(ABC):
 MAX_LOG_LINES = 10_000
 
 
+def sftp_read(transport: Transport, path: str) -> RemoteFile | None:
+    """A file's bytes and mode over the transport's SFTP, or None when it does not exist."""
+    mode = transport.stat(path)
+    if mode is None:
+        return None
+    content = transport.download(path)
+    return None if content is None else RemoteFile(content=content, mode=mode)
+
+
 def check_lines(host: str, lines: int) -> int:
     if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= MAX_LOG_LINES:
         raise HostError(f"lines={lines!r}: ask for between 1 and {MAX_LOG_LINES} log lines",

@@ -22,6 +22,7 @@ from vllmfleet.remote.base import (
     RemoteFile,
     check_remote_path,
     command_failed,
+    sftp_read,
     sha256,
     temp_name,
 )
@@ -57,12 +58,7 @@ class LinuxAdapter(PosixAdapter):
     def read_file(self, remote_path: str) -> RemoteFile | None:
         if self.sudo:
             return super().read_file(remote_path)
-        path = check_remote_path(self.host, remote_path)
-        mode = self.transport.stat(path)
-        if mode is None:
-            return None
-        content = self.transport.download(path)
-        return None if content is None else RemoteFile(content=content, mode=mode)
+        return sftp_read(self.transport, check_remote_path(self.host, remote_path))
 
     def remove(self, remote_path: str) -> None:
         if self.sudo:

@@ -38,6 +38,7 @@ from vllmfleet.remote.base import (
     command_failed,
     drive_path,
     random_token,
+    sftp_read,
     sha256,
     temp_name,
 )
@@ -140,12 +141,7 @@ class WindowsAdapter(HostAdapter):
                                  fix="the file on the host is unchanged; see the error above")
 
     def read_file(self, remote_path: str) -> RemoteFile | None:
-        path = _sftp(_win(check_remote_path(self.host, remote_path)))
-        mode = self.transport.stat(path)
-        if mode is None:
-            return None
-        content = self.transport.download(path)
-        return None if content is None else RemoteFile(content=content, mode=mode)
+        return sftp_read(self.transport, _sftp(_win(check_remote_path(self.host, remote_path))))
 
     def remove(self, remote_path: str) -> None:
         self.transport.remove(_sftp(_win(check_remote_path(self.host, remote_path))))

@@ -6,12 +6,15 @@ The settings themselves (``c.config.vllmfleet``) are :mod:`vllmfleet.tasks.setti
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.tasks import Task
 
 from vllmfleet.errors import FleetError, InventoryError
 from vllmfleet.inventory import Inventory, load
@@ -57,3 +60,15 @@ def pick_hosts(inventory: Inventory, host: str | None, *, vllm_only: bool = Fals
             raise Exit(f"error: --host {name!r} is not one of the inventory's {kind}: "
                        + ", ".join(pool), code=2)
     return names
+
+
+def per_host(name: str, hosts: Iterable[str], task_for: Callable[[str], Task[Any]], *,
+             reserved: Iterable[str] = ()) -> Collection:
+    """A collection ``name`` with one task per host (``deploy.wintermute``), names in
+    ``reserved`` left out (they are the collection's own tasks)."""
+    ns = Collection(name)
+    skip = set(reserved)
+    for host in hosts:
+        if host not in skip:
+            ns.add_task(task_for(host), name=host)
+    return ns

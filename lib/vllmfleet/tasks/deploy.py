@@ -23,7 +23,7 @@ from invoke.tasks import Task, task
 
 from vllmfleet.errors import FleetError
 from vllmfleet.inventory import Inventory, load
-from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, per_host, user_errors
 from vllmfleet.tasks.settings import cli_runtime_path, inventory_of, project_config, settings
 
 if TYPE_CHECKING:  # the deploy machinery (Fabric, httpx) loads when a task runs, not for --list
@@ -144,10 +144,7 @@ def hosts_at_import(root: Path) -> list[str]:
 
 
 def collection(hosts: Sequence[str]) -> Collection:
-    ns = Collection("deploy")
+    ns = per_host("deploy", hosts, host_task, reserved=RESERVED)
     ns.add_task(all_, name="all")
     ns.add_task(proxy)
-    for name in hosts:
-        if name not in RESERVED:
-            ns.add_task(host_task(name), name=name)
     return ns

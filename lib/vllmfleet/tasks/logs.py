@@ -16,7 +16,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task
 
 from vllmfleet.remote import ServiceName, follow
-from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, per_host, user_errors
 from vllmfleet.tasks.deploy import access
 
 __all__ = ["collection", "host_task"]
@@ -69,7 +69,4 @@ def host_task(name: str) -> Task[Any]:
 
 
 def collection(hosts: Sequence[str]) -> Collection:
-    ns = Collection("logs")
-    for name in hosts:
-        ns.add_task(host_task(name), name=name)
-    return ns
+    return per_host("logs", hosts, host_task)

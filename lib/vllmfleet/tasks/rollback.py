@@ -16,7 +16,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import Task
 
-from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
+from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, per_host, user_errors
 from vllmfleet.tasks.deploy import access, finish, options, say
 
 _HELP = {
@@ -49,7 +49,4 @@ def host_task(name: str) -> Task[Any]:
 
 
 def collection(hosts: Sequence[str]) -> Collection:
-    ns = Collection("rollback")
-    for name in hosts:
-        ns.add_task(host_task(name), name=name)
-    return ns
+    return per_host("rollback", hosts, host_task)
