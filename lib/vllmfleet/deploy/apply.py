@@ -40,7 +40,7 @@ from vllmfleet.deploy.plan import Change, Desired, expectations, services_of, un
 from vllmfleet.errors import DeployError, FleetError
 from vllmfleet.health import Expect
 from vllmfleet.inventory import Host, Inventory
-from vllmfleet.remote import HostAdapter, RemoteFile, ServiceName, sha256
+from vllmfleet.remote import MAX_LOG_LINES, HostAdapter, RemoteFile, ServiceName, sha256
 
 Say = Callable[[str], None]
 Action = Literal["deploy", "rollback"]
@@ -80,8 +80,8 @@ class Options:
         if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
             raise DeployError(f"backups_keep={self.keep!r}: keep at least 1 backup per host; "
                               "set vllmfleet.backups_keep in invoke.yaml to 1 or more")
-        if not 1 <= self.log_lines <= 10_000:
-            raise DeployError(f"log_lines={self.log_lines!r}: give 1 to 10000 lines")
+        if not 1 <= self.log_lines <= MAX_LOG_LINES:
+            raise DeployError(f"log_lines={self.log_lines!r}: give 1 to {MAX_LOG_LINES} lines")
 
 
 @dataclass(frozen=True, kw_only=True)

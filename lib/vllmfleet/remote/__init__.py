@@ -30,6 +30,7 @@ from pathlib import Path
 from vllmfleet.errors import HostError
 from vllmfleet.inventory import Host, Proxy
 from vllmfleet.remote.base import (
+    MAX_LOG_LINES,
     CommandResult,
     HostAdapter,
     RemoteFile,
@@ -51,6 +52,7 @@ from vllmfleet.remote.wsl import WSLAdapter
 from vllmfleet.render import COMPOSE_FILE
 
 __all__ = [
+    "MAX_LOG_LINES",
     "CallableService",
     "CommandResult",
     "DockerCompose",

@@ -27,13 +27,15 @@ from invoke.config import Config, DataProxy
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from vllmfleet.remote import MAX_LOG_LINES
+
 __all__ = ["DEFAULTS", "LOG_LINES_MAX", "Settings", "Source", "Sudo", "cli_runtime_path",
            "config_defaults", "inventory_of", "project_config", "settings"]
 
 Sudo = Literal["proxy", "all", "none"]
-#: The most log lines a failure report or ``logs.<host> --lines`` shows (the library's
-#: ``deploy.apply.Options`` and ``remote`` adapters guard the same bound).
-LOG_LINES_MAX = 10_000
+#: The most log lines a failure report or ``logs.<host> --lines`` shows: the host adapters'
+#: own bound, which ``deploy.apply.Options`` guards too.
+LOG_LINES_MAX = MAX_LOG_LINES
 LOCK_STALE_MAX_S = 10 * 365 * 86400.0
 SECTION = "vllmfleet"
 
