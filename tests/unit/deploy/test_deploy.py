@@ -474,3 +474,32 @@ def test_a_proxy_deploy_whose_second_put_fails_restores_the_first_file(
     assert sorted(p.name for p in (tmp_path / "host" / "etc" / "litellm").iterdir()) == \
         sorted(Path(p).name for p in PROXY_FILES)  # no temp file left
     assert not list(tmp_path.rglob(locks.LOCK_NAME))
+
+
+class RecordsRestarts(LocalAdapter):
+    """A local proxy host that records how each restart was asked for."""
+
+    restarts: list[tuple[str | None, bool]]
+
+    def restart(self, *, service: object = None, reload_units: bool = False) -> None:
+        self.restarts.append((str(service), reload_units))
+
+
+@pytest.mark.parametrize(("unit_changes", "reload"), [(True, True), (False, False)])
+def test_the_proxy_restart_reloads_units_only_when_the_unit_changed(
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]],
+        unit_changes: bool, reload: bool) -> None:
+    unit = "/etc/systemd/system/litellm.service"
+    adapter = RecordsRestarts(host="motoko", root=tmp_path / "host")
+    adapter.restarts = []
+    LocalAdapter.put(adapter, unit, b"[Service]\nExecStart=/old\n")
+    desired = [Desired(remote_path="/etc/litellm/config.yaml", content=b"new\n", mode=0o644,
+                       service="proxy", kind="litellm-config"),
+               Desired(remote_path=unit, mode=0o644, service="proxy", kind="systemd-unit",
+                       content=b"[Service]\nExecStart=/new\n" if unit_changes
+                       else b"[Service]\nExecStart=/old\n")]
+    outcome = deploy.apply(inventory=reference, host=reference.hosts["motoko"], adapter=adapter,
+                           desired=desired, say=lambda _: None,
+                           options=Options(store=tmp_path / "backups", master_key="k"))
+    assert outcome.result == "deployed", outcome.report
+    assert adapter.restarts == [("proxy", reload)]

@@ -315,6 +315,57 @@ def test_linux_proxy_host_uses_systemd_with_sudo_n(reference: Inventory) -> None
         motoko.restart(service="vllm")
 
 
+def test_a_changed_unit_is_reloaded_before_the_restart(reference: Inventory) -> None:
+    transport, motoko = fake_adapter(reference, "motoko", "/home/ops")
+    motoko.restart(service="proxy", reload_units=True)
+    motoko.restart(service="proxy")
+    assert transport.commands == ["sudo -n systemctl daemon-reload",
+                                  "sudo -n systemctl restart litellm",
+                                  "sudo -n systemctl restart litellm"]
+
+
+def test_docker_compose_has_no_units_to_reload(reference: Inventory) -> None:
+    transport, wintermute = fake_adapter(reference, "wintermute", "/C:/Users/ops")
+    wintermute.restart(service="vllm", reload_units=True)
+    [wire] = transport.commands
+    assert "daemon-reload" not in (decode(wire) or wire)
+    assert "docker compose" in (decode(wire) or "")
+
+
+@pytest.mark.parametrize(("sudo", "want"), [
+    (False, "ln -- /opt/vllmfleet/.lock.t1.new /opt/vllmfleet/.lock"),
+    (True, "sudo -n ln -- /opt/vllmfleet/.lock.t1.new /opt/vllmfleet/.lock")])
+def test_the_exclusive_link_is_a_hard_link_on_posix(reference: Inventory, sudo: bool,
+                                                     want: str) -> None:
+    def exists(command: str) -> CommandResult | None:
+        return CommandResult(command=command, exit_code=1, stdout="",
+                             stderr="ln: failed to create hard link: File exists\n")
+
+    transport, motoko = fake_adapter(reference, "motoko", "/home/ops", sudo=sudo)
+    assert motoko.link_exclusive("/opt/vllmfleet/.lock.t1.new", "/opt/vllmfleet/.lock") == ""
+    assert transport.commands == [want]
+    _, taken = fake_adapter(reference, "motoko", "/home/ops", exists, sudo=sudo)
+    assert taken.link_exclusive("/a.new", "/a") == "ln: failed to create hard link: File exists"
+
+
+def test_the_exclusive_link_is_a_move_on_windows(reference: Inventory) -> None:
+    transport, win = fake_adapter(reference, "armitage", "/C:/Users/ops")
+    assert win.link_exclusive("C:/vllmfleet/.lock.t1.new", "C:/vllmfleet/.lock") == ""
+    [wire] = transport.commands
+    assert (decode(wire) or "").endswith(
+        "Move-Item -LiteralPath 'C:/vllmfleet/.lock.t1.new' -Destination 'C:/vllmfleet/.lock'")
+
+
+def test_the_exclusive_link_on_a_local_host_refuses_an_existing_target(tmp_path: Path) -> None:
+    local = LocalAdapter(host="h", root=tmp_path)
+    local.put("/x/a.new", b"mine")
+    assert local.link_exclusive("/x/a.new", "/x/a") == ""
+    assert local.read("/x/a") == b"mine"
+    local.put("/x/b.new", b"theirs")
+    assert local.link_exclusive("/x/b.new", "/x/a") == "the lock exists"
+    assert local.read("/x/a") == b"mine"
+
+
 def test_linux_sudo_put_stages_in_home(reference: Inventory) -> None:
     transport, motoko = fake_adapter(reference, "motoko", "/home/ops", sudo=True)
     motoko.put("/etc/litellm/litellm.env", b"LITELLM_MASTER_KEY=sk-fake-for-tests\n",
