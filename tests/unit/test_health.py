@@ -12,7 +12,7 @@ import pytest
 from vllmfleet import health
 from vllmfleet.errors import DeployError
 from vllmfleet.health import Expect
-from vllmfleet.remote import CommandResult, HostAdapter, RemoteFile, ServiceStatus, new_lines
+from vllmfleet.remote import CommandResult, HostAdapter, RemoteFile, ServiceStatus
 
 
 def client(routes: dict[str, Any]) -> httpx.Client:
@@ -147,10 +147,6 @@ def test_wait_gives_up_at_once_when_the_container_exits(tmp_path: Path) -> None:
         health.wait_healthy(alive, expect, timeout_s=0.2)
 
 
-def test_follow_prints_only_new_lines() -> None:
-    assert new_lines(["a", "b", "c"], ["b", "c", "d", "e"]) == ["d", "e"]
-    assert new_lines(["a", "b"], ["a", "b"]) == []
-    assert new_lines(["x"], ["y", "z"]) == ["y", "z"]
 
 
 def test_a_long_health_wait_says_what_it_waits_for() -> None:

@@ -4,8 +4,6 @@ lock, the diagnosis text and the summary."""
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,19 +13,14 @@ from vllmfleet import health
 from vllmfleet.deploy import apply as deploy
 from vllmfleet.deploy import backups, locks
 from vllmfleet.deploy.apply import Options, Outcome
-from vllmfleet.deploy.diagnose import diagnose
 from vllmfleet.deploy.plan import Desired
-from vllmfleet.deploy.run import restorable, summary
 from vllmfleet.errors import DeployError, HostError
 from vllmfleet.health import Expect
 from vllmfleet.inventory import Inventory
 from vllmfleet.remote import (
     CallableService,
-    CommandResult,
     HostAdapter,
     LocalAdapter,
-    WindowsAdapter,
-    follow,
 )
 
 COMPOSE = "/opt/vllmfleet/vllm-compose.yaml"
@@ -169,29 +162,8 @@ def test_a_held_lock_changes_nothing(reference: Inventory, tmp_path: Path,
     assert holder is not None and holder.owner == "ann@desk pid 1"  # not ours to remove
 
 
-def test_lock_is_exclusive_and_released_only_by_its_owner(tmp_path: Path) -> None:
-    adapter = LocalAdapter(host="h", root=tmp_path)
-    path = "/opt/vllmfleet/" + locks.LOCK_NAME
-    first = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.h")
-    with pytest.raises(DeployError,
-                       match=r"h: another deploy holds the lock .* a \(deploy\)") as caught:
-        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
-    assert caught.value.host == "h"
-    second = locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h",
-                           force=True)
-    assert second.broke is not None and second.broke.owner == "a"
-    assert "now held by b" in first.release()
-    assert second.release() == "" and adapter.read(path) is None
-    assert not [p for p in (tmp_path / "opt" / "vllmfleet").iterdir()]  # no temp file left
 
 
-def test_an_unreadable_lock_counts_as_stale(tmp_path: Path) -> None:
-    adapter = LocalAdapter(host="h", root=tmp_path)
-    path = "/opt/vllmfleet/" + locks.LOCK_NAME
-    adapter.put(path, b"garbage")
-    with pytest.raises(DeployError, match="STALE") as caught:
-        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
-    assert "inv deploy.h --force-unlock" in str(caught.value)
 
 
 def test_options_are_checked() -> None:
@@ -199,62 +171,12 @@ def test_options_are_checked() -> None:
         Options(keep=0)
 
 
-def test_kv_oom_leads_to_the_planners_largest_max_model_len(reference: Inventory) -> None:
-    log = ("ValueError: To serve at least one request with the models's max seq len (100000), "
-           "(6.10 GiB KV cache is needed, which is larger than the available KV cache memory "
-           "(5.18 GiB). Based on the available memory, the estimated maximum model length is "
-           "84896. Try increasing `gpu_memory_utilization` …")
-    text = diagnose(log, inventory=reference, host="wintermute")
-    assert "one request of max_model_len 100000 does not fit" in text
-    assert "largest max_model_len that fits = 84896" in text
-    assert "set hosts.wintermute.vllm.max_model_len to at most 84896" in text
 
 
-def test_free_memory_and_other_causes(reference: Inventory) -> None:
-    log = ("Free memory on device (11.25/12.0 GiB) on startup is less than desired GPU memory "
-           "utilization (0.99, 11.88 GiB).")
-    text = diagnose(log, inventory=reference, host="wintermute")
-    assert "largest gpu_memory_utilization that starts is 0.9" in text
-    assert "unrecognized arguments" not in diagnose("error: unrecognized arguments: --x",
-                                                    inventory=reference, host="wintermute")
-    assert "extra_args" in diagnose("error: unrecognized arguments: --x", inventory=reference,
-                                    host="wintermute")
-    assert diagnose("", inventory=reference, host="motoko").startswith("no known cause")
 
 
-def test_rollback_default_skips_the_copies_a_rollback_takes(tmp_path: Path) -> None:
-    adapter = LocalAdapter(host="h", root=tmp_path / "host")
-    adapter.put("/opt/x", b"1")
-    store = tmp_path / "backups"
-
-    def take(note: str) -> str:
-        return backups.create(adapter, "h", ["/opt/x"], store=store, inventory_digest="d",
-                              note=note).id
-
-    first = take("before deploy of inventory x")
-    take("before rollback to y")
-    assert restorable(store, "h").id == first
-    with pytest.raises(Exception, match="no backups of nobody"):
-        restorable(store, "nobody")
 
 
-def test_summary_names_the_failed_hosts() -> None:
-    ok = Outcome(host="a", action="deploy", services=("vllm",), result="deployed",
-                 changed=("/x",), backup="20260101T000000Z", seconds=1.25, connections=1)
-    bad = Outcome(host="b", action="deploy", services=("vllm",), result="failed",
-                  backup="20260101T000000Z", restored=True, seconds=3, connections=1,
-                  report="deploy b: FAILED at restart: boom")
-    lines = summary([ok, bad]).splitlines()
-    assert lines[0].split() == ["HOST", "SERVICES", "RESULT", "CHANGED", "BACKUP", "TIME", "SSH"]
-    assert lines[1].split() == ["a", "vllm", "deployed", "1", "20260101T000000Z", "1.2", "s",
-                                "1"]
-    assert "FAILED (rolled back)" in lines[2] and lines[-1] == "failed: b"
-    ok.raise_for_failure()
-    with pytest.raises(DeployError) as caught:
-        bad.raise_for_failure()
-    assert str(caught.value) == caught.value.report == bad.report
-    assert caught.value.host == "b" and caught.value.backup == "20260101T000000Z"
-    assert caught.value.restored is True
 
 
 def test_an_unreachable_host_fails_before_anything(reference: Inventory, tmp_path: Path) -> None:
@@ -273,74 +195,10 @@ def test_an_unreachable_host_fails_before_anything(reference: Inventory, tmp_pat
     assert not list(tmp_path.rglob(locks.LOCK_NAME))
 
 
-class WindowsWire:
-    """A Windows host by SFTP files and PowerShell ``Move-Item`` (without -Force: exclusive)."""
-
-    connection_count = 1
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.scripts: list[str] = []
-
-    def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
-        script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
-        self.scripts.append(script)
-        put = re.search(r"\$target = '([^']+)'\n\$tmp = '([^']+)'", script)
-        if put:  # the adapter's atomic put: Move-Item -Force of the uploaded temp file
-            self.files["/" + put[1]] = self.files.pop("/" + put[2])
-        move = re.search(r"Move-Item -LiteralPath '([^']+)' -Destination '([^']+)'( -Force)?",
-                         script)
-        if move:
-            src, dst, force = "/" + move[1], "/" + move[2], move[3]
-            if dst in self.files and not force:
-                return CommandResult(command=command, exit_code=1, stdout="",
-                              stderr="Cannot create a file when that file already exists.")
-            self.files[dst] = self.files.pop(src)
-        return CommandResult(command=command, exit_code=0, stdout="", stderr="")
-
-    def upload(self, path: str, content: bytes) -> None:
-        self.files[path] = content
-
-    def download(self, path: str) -> bytes | None:
-        return self.files.get(path)
-
-    def stat(self, path: str) -> int | None:
-        return 0o644 if path in self.files else None
-
-    def makedirs(self, path: str) -> None: ...
-
-    def remove(self, path: str) -> None:
-        self.files.pop(path, None)
-
-    def home(self) -> str:
-        return "/C:/Users/ops"
-
-    def close(self) -> None: ...
 
 
-def test_the_lock_on_windows_is_an_exclusive_move() -> None:
-    wire = WindowsWire()
-    adapter = WindowsAdapter(host="armitage", transport=wire, base_dir="C:/vllmfleet")
-    path = locks.lock_path("C:/vllmfleet")
-    held = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.armitage")
-    assert any("Move-Item -LiteralPath 'C:/vllmfleet/.vllmfleet-deploy.lock." in s
-               and "-Destination 'C:/vllmfleet/.vllmfleet-deploy.lock'" in s
-               and "-Force" not in s.split("Move-Item -LiteralPath 'C:/vllmfleet/.vllmfleet-"
-                                           "deploy.lock.")[1].splitlines()[0]
-               for s in wire.scripts)
-    with pytest.raises(DeployError, match="a \\(deploy\\)"):
-        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.armitage")
-    assert held.release() == "" and list(wire.files) == []
 
 
-def test_follow_prints_new_lines_as_they_come(capsys: pytest.CaptureFixture[str],
-                                             tmp_path: Path) -> None:
-    pages = iter(["a\nb\n", "a\nb\nc\n", "b\nc\nd\ne\n"])
-    service = CallableService(restart_fn=lambda: None, is_running_fn=lambda: True,
-                              logs_fn=lambda n: next(pages))
-    adapter = LocalAdapter(host="h", root=tmp_path, services={"vllm": service})
-    follow(adapter, "vllm", ["a", "b"], polls=3, every_s=0)
-    assert capsys.readouterr().out == "c\nd\ne\n"
 
 
 def test_ctrl_c_while_waiting_restores_the_backup_and_propagates(
@@ -412,21 +270,6 @@ def test_deploy_all_keeps_every_outcome_when_pruning_fails(
     assert sum("could not prune" in s for s in said) == len(outcomes)
 
 
-def test_a_snapshot_whose_prune_fails_still_returns_the_backup(
-        reference: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vllmfleet.deploy.run import Access, snapshot
-
-    def broken(store: Path, host: str, *, keep: int) -> list[str]:
-        raise OSError(30, "Read-only file system", str(store / host))
-
-    monkeypatch.setattr(backups, "prune", broken)
-    said: list[str] = []
-    backup, _ = snapshot(reference, "wintermute", options=Options(store=tmp_path / "backups"),
-                         access=Access(factory=lambda h: LocalAdapter(host=h.name,
-                                                                      root=tmp_path / "h")),
-                         say=said.append)
-    assert backup.path.is_dir()
-    assert len(said) == 1 and "could not prune" in said[0] and "Read-only" in said[0]
 
 
 PROXY_FILES = {"/etc/litellm/config.yaml": "litellm-config",

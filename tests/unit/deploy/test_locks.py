@@ -3,13 +3,15 @@ behind on the host by a deploy that then reports "nothing was changed, run it ag
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import pytest
 
 from vllmfleet.deploy import locks
-from vllmfleet.errors import HostError
-from vllmfleet.remote import LocalAdapter
+from vllmfleet.errors import DeployError, HostError
+from vllmfleet.remote import CommandResult, LocalAdapter, WindowsAdapter
 
 PATH = "/opt/vllmfleet/" + locks.LOCK_NAME
 
@@ -75,3 +77,88 @@ def test_a_lost_link_answer_never_removes_someone_elses_lock(tmp_path: Path) -> 
     current = locks.read(adapter, PATH)
     assert current is not None and current.owner == "ann"
     assert other.release() == ""
+
+
+def test_lock_is_exclusive_and_released_only_by_its_owner(tmp_path: Path) -> None:
+    adapter = LocalAdapter(host="h", root=tmp_path)
+    path = "/opt/vllmfleet/" + locks.LOCK_NAME
+    first = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.h")
+    with pytest.raises(DeployError,
+                       match=r"h: another deploy holds the lock .* a \(deploy\)") as caught:
+        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
+    assert caught.value.host == "h"
+    second = locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h",
+                           force=True)
+    assert second.broke is not None and second.broke.owner == "a"
+    assert "now held by b" in first.release()
+    assert second.release() == "" and adapter.read(path) is None
+    assert not [p for p in (tmp_path / "opt" / "vllmfleet").iterdir()]  # no temp file left
+
+
+def test_an_unreadable_lock_counts_as_stale(tmp_path: Path) -> None:
+    adapter = LocalAdapter(host="h", root=tmp_path)
+    path = "/opt/vllmfleet/" + locks.LOCK_NAME
+    adapter.put(path, b"garbage")
+    with pytest.raises(DeployError, match="STALE") as caught:
+        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.h")
+    assert "inv deploy.h --force-unlock" in str(caught.value)
+
+
+class WindowsWire:
+    """A Windows host by SFTP files and PowerShell ``Move-Item`` (without -Force: exclusive)."""
+
+    connection_count = 1
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.scripts: list[str] = []
+
+    def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
+        script = base64.b64decode(command.rsplit(" ", 1)[1]).decode("utf-16-le")
+        self.scripts.append(script)
+        put = re.search(r"\$target = '([^']+)'\n\$tmp = '([^']+)'", script)
+        if put:  # the adapter's atomic put: Move-Item -Force of the uploaded temp file
+            self.files["/" + put[1]] = self.files.pop("/" + put[2])
+        move = re.search(r"Move-Item -LiteralPath '([^']+)' -Destination '([^']+)'( -Force)?",
+                         script)
+        if move:
+            src, dst, force = "/" + move[1], "/" + move[2], move[3]
+            if dst in self.files and not force:
+                return CommandResult(command=command, exit_code=1, stdout="",
+                              stderr="Cannot create a file when that file already exists.")
+            self.files[dst] = self.files.pop(src)
+        return CommandResult(command=command, exit_code=0, stdout="", stderr="")
+
+    def upload(self, path: str, content: bytes) -> None:
+        self.files[path] = content
+
+    def download(self, path: str) -> bytes | None:
+        return self.files.get(path)
+
+    def stat(self, path: str) -> int | None:
+        return 0o644 if path in self.files else None
+
+    def makedirs(self, path: str) -> None: ...
+
+    def remove(self, path: str) -> None:
+        self.files.pop(path, None)
+
+    def home(self) -> str:
+        return "/C:/Users/ops"
+
+    def close(self) -> None: ...
+
+
+def test_the_lock_on_windows_is_an_exclusive_move() -> None:
+    wire = WindowsWire()
+    adapter = WindowsAdapter(host="armitage", transport=wire, base_dir="C:/vllmfleet")
+    path = locks.lock_path("C:/vllmfleet")
+    held = locks.acquire(adapter, path, owner="a", action="deploy", task="deploy.armitage")
+    assert any("Move-Item -LiteralPath 'C:/vllmfleet/.vllmfleet-deploy.lock." in s
+               and "-Destination 'C:/vllmfleet/.vllmfleet-deploy.lock'" in s
+               and "-Force" not in s.split("Move-Item -LiteralPath 'C:/vllmfleet/.vllmfleet-"
+                                           "deploy.lock.")[1].splitlines()[0]
+               for s in wire.scripts)
+    with pytest.raises(DeployError, match="a \\(deploy\\)"):
+        locks.acquire(adapter, path, owner="b", action="deploy", task="deploy.armitage")
+    assert held.release() == "" and list(wire.files) == []

@@ -1,0 +1,29 @@
+"""Why a start failed: vLLM's log lines → the cause and the fix (planner figures included)."""
+
+from __future__ import annotations
+
+from vllmfleet.deploy.diagnose import diagnose
+from vllmfleet.inventory import Inventory
+
+
+def test_kv_oom_leads_to_the_planners_largest_max_model_len(reference: Inventory) -> None:
+    log = ("ValueError: To serve at least one request with the models's max seq len (100000), "
+           "(6.10 GiB KV cache is needed, which is larger than the available KV cache memory "
+           "(5.18 GiB). Based on the available memory, the estimated maximum model length is "
+           "84896. Try increasing `gpu_memory_utilization` …")
+    text = diagnose(log, inventory=reference, host="wintermute")
+    assert "one request of max_model_len 100000 does not fit" in text
+    assert "largest max_model_len that fits = 84896" in text
+    assert "set hosts.wintermute.vllm.max_model_len to at most 84896" in text
+
+
+def test_free_memory_and_other_causes(reference: Inventory) -> None:
+    log = ("Free memory on device (11.25/12.0 GiB) on startup is less than desired GPU memory "
+           "utilization (0.99, 11.88 GiB).")
+    text = diagnose(log, inventory=reference, host="wintermute")
+    assert "largest gpu_memory_utilization that starts is 0.9" in text
+    assert "unrecognized arguments" not in diagnose("error: unrecognized arguments: --x",
+                                                    inventory=reference, host="wintermute")
+    assert "extra_args" in diagnose("error: unrecognized arguments: --x", inventory=reference,
+                                    host="wintermute")
+    assert diagnose("", inventory=reference, host="motoko").startswith("no known cause")
