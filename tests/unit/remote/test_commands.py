@@ -5,7 +5,7 @@ recording :class:`FakeTransport`; each transcript (SFTP operations, commands, an
 scripts inside them) is compared with ``tests/golden/remote/<name>.txt``. To accept a
 deliberate change::
 
-    UPDATE_GOLDEN=1 /tmp/venv0/bin/pytest tests/unit/remote/test_commands.py
+    UPDATE_GOLDEN=1 ./dev test tests/unit/remote/test_commands.py
     git diff tests/golden/remote
 
 The POSIX scripts themselves run for real under ``/bin/sh`` through :class:`ShellTransport`

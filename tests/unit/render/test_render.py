@@ -7,7 +7,7 @@ exception is ``vllmfleet_hooks.py``, which must be the verbatim source of
 
 After an intended change to a template or to the inventory, regenerate and review::
 
-    UPDATE_GOLDEN=1 /tmp/venv0/bin/pytest tests/unit/render/test_render.py
+    UPDATE_GOLDEN=1 ./dev test tests/unit/render/test_render.py
     git diff tests/golden
 
 (``UPDATE_GOLDEN=1`` also deletes golden files that are no longer rendered.)
