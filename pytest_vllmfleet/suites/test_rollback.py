@@ -31,7 +31,7 @@ from vllmfleet.acceptance.rollback import run_cycle, to_json
 from vllmfleet.deploy.apply import Options
 from vllmfleet.deploy.run import Access, deploy_all
 from vllmfleet.errors import FleetError
-from vllmfleet.inventory import Inventory, load
+from vllmfleet.inventory import Inventory, key_hint, load
 
 pytestmark = pytest.mark.rollback
 
@@ -64,7 +64,7 @@ def rollback_target(request: pytest.FixtureRequest,
         env = inventory.proxy.master_key_env
         yield Target(inventory=inventory, access=Access(templates=templates),
                      options=Options(master_key=os.environ.get(env) or None,
-                                     key_hint=f"set {env} to the proxy's master key"),
+                                     key_hint=key_hint(inventory)),
                      workdir=workdir)
         return
     local = load(localize(inventory, workdir / "inventory"))

@@ -14,7 +14,13 @@ problems       problems formatted for people (``inv validate``)
 
 from __future__ import annotations
 
-from vllmfleet.inventory.endpoints import Endpoints, endpoints_of, proxy_url, vllm_url
+from vllmfleet.inventory.endpoints import (
+    Endpoints,
+    endpoints_of,
+    key_hint,
+    proxy_url,
+    vllm_url,
+)
 from vllmfleet.inventory.load import load, parse
 from vllmfleet.inventory.model import (
     GPU,
@@ -44,6 +50,7 @@ __all__ = [
     "Proxy",
     "Quantization",
     "endpoints_of",
+    "key_hint",
     "load",
     "parse",
     "proxy_url",

@@ -35,7 +35,9 @@ def proxy_url(inventory: Inventory) -> str:
 
 
 def key_hint(inventory: Inventory) -> str:
-    return f"set {inventory.proxy.master_key_env} to the proxy's master key"
+    """What to do when the proxy's master key is missing (every caller says the same)."""
+    return (f"set {inventory.proxy.master_key_env} to the proxy's master key (the inventory's "
+            "proxy.master_key_env names that variable)")
 
 
 def endpoints_of(inventory: Inventory, *, key: str | None) -> Endpoints:

@@ -22,7 +22,7 @@ from invoke.exceptions import AmbiguousEnvVar, Exit, UncastableEnvVar, UnknownFi
 from invoke.tasks import Task, task
 
 from vllmfleet.errors import FleetError
-from vllmfleet.inventory import Inventory, load
+from vllmfleet.inventory import Inventory, key_hint, load
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, per_host, user_errors
 from vllmfleet.tasks.settings import cli_runtime_path, inventory_of, project_config, settings
 
@@ -59,8 +59,7 @@ def options(c: Context, inventory: Inventory, *, dry_run: bool = False,
     with user_errors():
         return Options(store=config.backups_dir, keep=config.backups_keep, dry_run=dry_run,
                        force_unlock=force_unlock, master_key=os.environ.get(env) or None,
-                       key_hint=f"set {env} to the proxy's master key (the inventory's "
-                                "proxy.master_key_env names that variable)",
+                       key_hint=key_hint(inventory),
                        stale_after_s=config.lock_stale_s, log_lines=config.log_lines)
 
 
