@@ -108,7 +108,8 @@ def changed_inventory(inventory: Inventory, host: str, folder: Path, *,
     one rung) and its aliases' max_input_tokens scaled with it (the rules stay met)."""
     vllm = inventory.hosts[host].vllm
     if vllm is None:
-        raise DeployError(f"{host} runs no vLLM: pick a vLLM host for the rollback check")
+        raise DeployError(f"{host} runs no vLLM: pick a vLLM host for the rollback check",
+                          host=host)
     new = max_model_len or step_down(vllm.max_model_len)
     data: Any = yaml.safe_load(inventory.path.read_text(encoding="utf-8"))
     data["hosts"][host]["vllm"]["max_model_len"] = new

@@ -101,7 +101,8 @@ def deploy_host(inventory: Inventory, name: str, *, access: Access, options: Opt
         return Outcome(host=name, action="deploy", services=(), result="unchanged")
     missing = _key_missing(options, desired)
     if missing:
-        return _not_attempted(name, "deploy", services_of(desired), DeployError(missing), task)
+        return _not_attempted(name, "deploy", services_of(desired),
+                              DeployError(missing, host=name), task)
     try:
         adapter = access.adapter(inventory, host)
     except FleetError as exc:
@@ -162,7 +163,8 @@ def rollback_host(inventory: Inventory, name: str, *, to: str | None, access: Ac
         return _not_attempted(name, "rollback", (), BackupError(
             f"backup {name}/{backup.id} holds no file (it was taken before the first deploy): "
             "rolling back to it would delete the config and leave nothing to start; pick "
-            f"another with --to (backups of {name}: {others})"), task)
+            f"another with --to (backups of {name}: {others})", host=name, backup_id=backup.id),
+            task)
     try:
         rendered = render.render_host(inventory, name, templates=access.templates)
         known = {f.remote_path: (SERVICE_OF_KIND[f.kind], f.kind) for f in rendered}
@@ -172,7 +174,8 @@ def rollback_host(inventory: Inventory, name: str, *, to: str | None, access: Ac
                           default="vllm" if host.vllm is not None else "proxy")
     missing = _key_missing(options, desired)
     if missing:
-        return _not_attempted(name, "rollback", services_of(desired), DeployError(missing), task)
+        return _not_attempted(name, "rollback", services_of(desired),
+                              DeployError(missing, host=name), task)
     say(f"[{name}] rolling back to backup {backup.id} ({backup.note}; checksums verified)")
     try:
         adapter = access.adapter(inventory, host)
@@ -193,7 +196,7 @@ def snapshot(inventory: Inventory, name: str, *, access: Access, options: Option
     paths = [f.remote_path for f in render.render_host(inventory, name,
                                                        templates=access.templates)]
     if not paths:
-        raise BackupError(f"{name} has no deployable files to back up (a local host)")
+        raise BackupError(f"{name} has no deployable files to back up (a local host)", host=name)
     with access.adapter(inventory, host) as adapter:
         backup = backups.create(adapter, name, paths, store=options.store,
                                 inventory_digest=inventory.digest,
