@@ -29,6 +29,10 @@ fix needs. The wordings, by the vLLM source that prints them:
   model context length %d fits in available GPU memory``, ``…: attention-free model, using
   derived max_model_len=%d`` and the refusal ``Cannot auto-fit max_model_len: not enough GPU
   memory available to serve even a single token.``
+- 0.2x, one INFO line after graph capture: ``Free memory on device (%s/%s GiB) on startup.
+  Desired GPU memory utilization is (%s, %s GiB). Actual usage is %s GiB for consumed memory
+  (weights + non-torch), %s GiB for peak activation, and %s GiB for CUDAGraph memory. …
+  Current kv cache memory in use is %s GiB.``
 - refusals: ``Free memory on device (%s/%s GiB) on startup is less than desired GPU memory
   utilization (%s, %s GiB)`` (``cuda:0`` before the parenthesis from 0.10); V1 ``To serve at
   least one request with the models's max seq len (%d), (%.2f GiB KV cache is needed, which
@@ -143,6 +147,13 @@ _KV_SMALL_V1 = re.compile(r"max seq len \((\d+)\), \(" + _FLOAT + r" GiB KV cach
 _ESTIMATE = re.compile(r"the estimated maximum model length is (\d+)")
 _KV_SMALL_V0 = re.compile(r"max seq len \((\d+)\) is larger than the maximum number of\s+"
                           r"tokens that can be stored in KV cache \((\d+)\)")
+# 0.2x (gpu_worker.py, after graph capture): the whole split on one INFO line.
+_SUMMARY = re.compile(r"Free memory on device(?: [\w:]+)? \(" + _FLOAT + r"/" + _FLOAT
+                      + r" GiB\) on startup\. Desired GPU memory utilization is \(" + _FLOAT
+                      + r", " + _FLOAT + r" GiB\)\. Actual usage is " + _FLOAT
+                      + r" GiB for consumed memory \(weights \+ non-torch\), " + _FLOAT
+                      + r" GiB for peak activation, and " + _FLOAT + r" GiB for CUDAGraph "
+                      r"memory\..*?Current kv cache memory in use is " + _FLOAT + r" GiB")
 _NO_KV = "No available memory for the cache blocks"
 _CANNOT_FIT = "Cannot auto-fit max_model_len"
 _OOM = re.compile(r"CUDA out of memory|OutOfMemoryError")
@@ -191,6 +202,11 @@ def parse(text: str) -> StartupFigures:
     if (m := _last(_FREE, text)) is not None:
         values["free_at_start_gib"] = float(m[1])
         values.setdefault("total_gpu_gib", float(m[2]))
+    if (m := _last(_SUMMARY, text)) is not None:
+        values.update(free_at_start_gib=float(m[1]), total_gpu_gib=float(m[2]),
+                      gpu_memory_utilization=float(m[3]), requested_gib=float(m[4]),
+                      activation_gib=float(m[6]), cuda_graph_gib=float(m[7]),
+                      kv_cache_gib=float(m[8]))
     return StartupFigures(**values)
 
 

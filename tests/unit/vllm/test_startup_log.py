@@ -133,6 +133,21 @@ def test_nothing_known_is_empty_and_round_trips() -> None:
     assert StartupFigures.from_json(f.to_json() | {"unknown": 1}) == f
 
 
+def test_v02x_memory_summary_line() -> None:
+    # a 2026 backport of 0.2x on an RTX 3090 (wtdcode/vllm-backport#34)
+    line = ("(Worker_PP1_TP3 pid=4365) INFO 08-31 15:25:55 [gpu_worker.py:805] Free memory on "
+            "device (22.93/23.56 GiB) on startup. Desired GPU memory utilization is (0.935, "
+            "22.03 GiB). Actual usage is 19.47 GiB for consumed memory (weights + non-torch), "
+            "0.6 GiB for peak activation, and 0.1 GiB for CUDAGraph memory. Replace "
+            "gpu_memory_utilization config with `--kv-cache-memory=1828800984` (1.7 GiB) to fit "
+            "into requested memory, or `--kv-cache-memory=2798683648` (2.61 GiB) to fully "
+            "utilize gpu memory. Current kv cache memory in use is 1.95 GiB.")
+    f = parse(line)
+    assert (f.free_at_start_gib, f.total_gpu_gib, f.gpu_memory_utilization) == (22.93, 23.56, 0.935)
+    assert (f.activation_gib, f.cuda_graph_gib, f.kv_cache_gib) == (0.6, 0.1, 1.95)
+    assert refusal(line) is None  # an INFO line, not the refusal
+
+
 # --- refusals ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("line", [
