@@ -135,9 +135,9 @@ def test_a_config_that_does_not_fit_is_rolled_back(bench: Bench) -> None:
     assert bench.served() == {"llama-gpu1": 16384}  # healthy on the old config
     report = outcome.report
     assert "FAILED at wait healthy / verify" in report
-    assert "estimated maximum model length is 84896" in report  # vLLM's own message, log tail
-    assert "largest max_model_len that fits = 84896" in report  # the capacity planner
-    assert f"set hosts.{HOST}.vllm.max_model_len to at most 84896" in report
+    assert "estimated maximum model length is 83952" in report  # vLLM's own message, log tail
+    assert "largest max_model_len that fits = 83952" in report  # the capacity planner
+    assert f"set hosts.{HOST}.vllm.max_model_len to at most 83952" in report
     assert "rolled back:   yes" in report
     assert not (bench.compose.parent / locks.LOCK_NAME).exists()
 

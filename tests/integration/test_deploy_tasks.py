@@ -85,7 +85,7 @@ def test_deploy_health_logs_backups_and_a_failed_deploy_from_the_command_line(
         print(failed.stdout, failed.stderr)  # what a failed deploy prints (see -s)
         assert failed.returncode == 1
         assert "deploy failed: gpu1 (rolled back)" in failed.stderr
-        assert "largest max_model_len that fits = 84896" in failed.stdout
+        assert "largest max_model_len that fits = 83952" in failed.stdout
         assert "log tail of vllm" in failed.stdout and "Traceback" not in failed.stderr
         assert compose.read_bytes() == before
 

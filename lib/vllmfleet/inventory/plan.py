@@ -14,6 +14,7 @@ from vllmfleet.inventory.model import Inventory
 from vllmfleet.vllm.architecture import ARCHITECTURE_FIELDS
 from vllmfleet.vllm.capacity import CapacityInput, CapacityReport, estimate
 from vllmfleet.vllm.kernels import weight_format
+from vllmfleet.vllm.versions import version_of_image
 
 # The settings an override may name: the input's own and the architecture's, as in
 # CapacityInput.flat().
@@ -50,6 +51,7 @@ def input_for(inventory: Inventory, host_name: str, **overrides: Any) -> Capacit
         "kv_cache_dtype": vllm.kv_cache_dtype, "max_model_len": vllm.max_model_len,
         "max_num_seqs": vllm.max_num_seqs, "max_num_batched_tokens": vllm.max_num_batched_tokens,
         "enforce_eager": vllm.enforce_eager, "tensor_parallel_size": vllm.tensor_parallel_size,
+        "vllm_version": version_of_image(vllm.image), "gpu_name": gpu.name,
     }
     values.update({k: v for k, v in overrides.items() if k not in ARCHITECTURE_FIELDS})
     return CapacityInput(**values)

@@ -20,13 +20,16 @@ fix needs. The wordings, by the vLLM source that prints them:
 - blocks: V0 ``executor/gpu_executor.py`` / ``executor_base.py``: ``# GPU blocks: %d, # CPU
   blocks: %d`` (``# cuda blocks`` / ``# CUDA blocks`` from 0.7); tokens = blocks x 16.
 - V1 ``v1/core/kv_cache_utils.py``: ``GPU KV cache size: {tokens:,} tokens`` and
-  ``Maximum concurrency for {len:,} tokens per request: %.2fx`` on two lines (0.8-0.11),
-  one line joined by ", " later (``update_kv_cache_capacity``); V0 0.6.x prints the
-  concurrency line without thousands separators.
+  ``Maximum concurrency for {len:,} tokens per request: %.2fx`` on two lines (0.8 to at
+  least 0.26, as logged), one line joined by ", " in 0.32 (``update_kv_cache_capacity``,
+  "%s KV cache size" with the device name, "GPU" on CUDA, "+ host" with a host pool); V0
+  0.6.x prints the concurrency line without thousands separators.
 - graphs: ``Graph capturing finished in %.0f secs, took %.2f GiB`` (V0 and V1).
 - ``--max-model-len auto`` (``_auto_fit_max_model_len``): ``Auto-fit max_model_len: reduced
-  from %d to %d to fit in available GPU memory (%s GiB available for KV cache)``, ``…: full
-  model context length %d fits in available GPU memory``, ``…: attention-free model, using
+  from %d to %d to fit in available GPU memory (%s GiB available for KV cache)`` and ``…: full
+  model context length %d fits in available GPU memory`` (0.14-0.2x); in 0.32 ``… to fit in
+  available KV cache memory (%s GiB GPU)`` and ``… fits in available KV cache memory (%s
+  GiB GPU)``; ``…: attention-free model, using
   derived max_model_len=%d`` and the refusal ``Cannot auto-fit max_model_len: not enough GPU
   memory available to serve even a single token.``
 - 0.2x, one INFO line after graph capture: ``Free memory on device (%s/%s GiB) on startup.
@@ -129,15 +132,16 @@ _RESULTS_064 = re.compile(r"Memory profiling results: total_gpu_memory=" + _FLOA
                           + r"GiB kv_cache_size=" + _FLOAT + r"GiB gpu_memory_utilization="
                           + _FLOAT, re.DOTALL)
 _AVAILABLE = re.compile(r"Available KV cache memory: " + _FLOAT + r" GiB")
-_KV_TOKENS = re.compile(r"GPU KV cache size: " + _NUM + r" tokens")
+_KV_TOKENS = re.compile(r"[A-Z]+(?: \+ host)? KV cache size: " + _NUM + r" tokens")
 _BLOCKS = re.compile(r"# (?:GPU|cuda|CUDA) blocks: (\d+)")
 _CONCURRENCY = re.compile(r"Maximum concurrency for " + _NUM + r" tokens per request: "
                           + _FLOAT + r"x")
 _GRAPHS = re.compile(r"Graph capturing finished in [\d.]+ secs?, took " + _FLOAT + r" GiB")
 _FIT_REDUCED = re.compile(r"Auto-fit max_model_len: reduced from (\d+) to (\d+) to fit in "
-                          r"available GPU memory(?: \(" + _FLOAT + r" GiB)?")
+                          r"available (?:GPU|KV cache) memory(?: \(" + _FLOAT + r" GiB)?")
 _FIT_FULL = re.compile(r"Auto-fit max_model_len: (?:full model context length (\d+) fits|"
-                       r"attention-free model, using derived max_model_len=(\d+))")
+                       r"attention-free model, using derived max_model_len=(\d+))"
+                       r"(?: in available KV cache memory \(" + _FLOAT + r" GiB)?")
 _FREE = re.compile(r"Free memory on device(?: [\w:]+)? \(" + _FLOAT + r"/" + _FLOAT
                    + r" GiB\) on startup is less than desired GPU memory utilization \("
                    + _FLOAT + r", " + _FLOAT + r" GiB\)")
@@ -199,6 +203,8 @@ def parse(text: str) -> StartupFigures:
             values["kv_cache_gib"] = float(m[3])
     if (m := _last(_FIT_FULL, text)) is not None:
         values["auto_fit_full"] = int(m[1] or m[2])
+        if m[3] is not None and "kv_cache_gib" not in values:
+            values["kv_cache_gib"] = float(m[3])
     if (m := _last(_FREE, text)) is not None:
         values["free_at_start_gib"] = float(m[1])
         values.setdefault("total_gpu_gib", float(m[2]))

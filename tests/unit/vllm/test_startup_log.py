@@ -121,6 +121,20 @@ def test_auto_fit_full_and_attention_free() -> None:
     assert parse(AUTO_ATTN_FREE).auto_fit_full == 2048
 
 
+def test_auto_fit_and_kv_line_in_032_wording() -> None:
+    # vLLM 0.32 (installed source, v1/core/kv_cache_utils.py _auto_fit_max_model_len and
+    # update_kv_cache_capacity)
+    reduced = parse("Auto-fit max_model_len: reduced from 131072 to 49152 to fit in available "
+                    "KV cache memory (3.0 GiB GPU)\nGPU KV cache size: 49,152 tokens, Maximum "
+                    "concurrency for 49,152 tokens per request: 1.00x")
+    assert (reduced.auto_fit_to, reduced.kv_cache_gib, reduced.kv_cache_tokens) == (
+        49152, 3.0, 49152)
+    full = parse("Auto-fit max_model_len: full model context length 32768 fits in available KV "
+                 "cache memory (5.5 GiB GPU)")
+    assert (full.auto_fit_full, full.kv_cache_gib) == (32768, 5.5)
+    assert parse("GPU + host KV cache size: 1,024 tokens").kv_cache_tokens == 1024
+
+
 def test_the_last_start_wins() -> None:
     text = V1_011 + V1_011.replace("55,184", "60,000").replace("3.79 GiB", "4.10 GiB")
     f = parse(text)
