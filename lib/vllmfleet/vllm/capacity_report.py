@@ -7,6 +7,7 @@ and the JSON both use it, so ``inv plan`` and ``inv plan --json`` always agree.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 
 from vllmfleet.vllm.capacity import CapacityReport, GiB, estimate
@@ -40,6 +41,16 @@ def verdict(report: CapacityReport) -> Verdict:
             f"({inp.vram_gib:.2f} GiB x {inp.gpu_memory_utilization}) but only "
             f"{report.free_at_start_gib:.2f} GiB is free at start"),
             suggestion=_lower_utilization(report))
+    if report.graph_headroom_short:
+        room = report.free_at_start_gib - (report.requested_gib - report.activation_gib)
+        util = max(0.0, math.floor((report.free_at_start_gib - report.cuda_graph_gib
+                                    + report.activation_gib) * 100 / inp.vram_gib) / 100)
+        return Verdict(fits=False, reason=(
+            f"out of memory during CUDA-graph capture: vLLM captures "
+            f"{report.cuda_graph_gib:.2f} GiB of graphs after the KV cache, and only "
+            f"{room:.2f} GiB is left beyond it"),
+            suggestion=(f"a choice: set gpu_memory_utilization to {util} or less, or set "
+                        "enforce_eager (no graphs; slower decoding)"))
     if report.kv_budget_bytes <= 0:
         used = report.requested_gib - report.kv_budget_gib
         return Verdict(fits=False, reason=(
@@ -93,8 +104,12 @@ def _rows(report: CapacityReport) -> list[tuple[str, str, str]]:
         ("non-torch memory", gib(report.non_torch_gib), "estimate"),
         ("activation peak", gib(report.activation_gib),
          f"estimate, {inp.batched_tokens:,} batched tokens"),
-        ("CUDA graphs", gib(report.cuda_graph_gib), f"estimate, {graphs}"),
-        ("KV cache budget", gib(report.kv_budget_gib), "requested minus the lines above"),
+        ("CUDA graphs", gib(report.cuda_graph_gib),
+         f"estimate, {graphs}" + ("" if report.graphs_in_budget
+                                  else "; captured after the KV cache, outside the budget")),
+        ("KV cache budget", gib(report.kv_budget_gib),
+         "requested minus the lines above" if report.graphs_in_budget
+         else "requested minus the lines above, graphs excepted"),
         ("KV bytes per token", f"{report.kv_bytes_per_token:,} B",
          f"kv_cache_dtype {inp.kv_cache_dtype}, {inp.kv_heads_per_gpu} KV heads per GPU"),
         ("KV capacity", f"{report.kv_capacity_tokens:,} tokens", "whole 16-token blocks"),
@@ -114,6 +129,7 @@ def format_table(rows: list[tuple[str, CapacityReport]]) -> str:
         lines = [f"{host}: {v.label}"]
         for label, value, note in _rows(report):
             lines.append(f"  {label:<24}{value:>16}  {note}".rstrip())
+        lines.extend(f"  warning: {w}" for w in report.warnings)
         lines.append(f"  why: {v.reason}")
         lines.append(f"  {'fix' if not v.fits else 'room'}: {v.suggestion}")
         blocks.append("\n".join(lines))
