@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -149,9 +150,7 @@ async def _run(cfg: EmulatorConfig, sock: socket.socket, stop: asyncio.Event) ->
             return 0
     if cfg.faults.fail_at_start is not None:
         return _fail(startup.StartupError(kind="RuntimeError", message=cfg.faults.fail_at_start))
-    weights = cfg.weights_gib or 0.0
-    log.info("Model loading took %.4f GiB and %.6f seconds", weights,
-             time.monotonic() - started)
+    log.info("%s", startup.weights_line(cfg, time.monotonic() - started))
     checked = startup.capacity(cfg)
     for warning in checked.warnings:
         log.warning("%s", warning)
@@ -159,6 +158,8 @@ async def _run(cfg: EmulatorConfig, sock: socket.socket, stop: asyncio.Event) ->
         return _fail(checked.error)
     for line in checked.log_lines:
         engine_log.info("%s", line)
+    if checked.max_model_len is not None:  # --max-model-len auto, resolved
+        cfg = dataclasses.replace(cfg, max_model_len=checked.max_model_len)
 
     emulator = Emulator(cfg, kv_capacity_tokens=checked.kv_capacity_tokens)
     await emulator.start(sock=sock)

@@ -85,7 +85,11 @@ def _max_model_len(text: str) -> int:
     """vLLM's human-readable ints: 16384, 16k (x1000), 16K (x1024), 1m, 1M; at least 1.
 
     ``inf``, ``nan`` and values below 1 are argparse errors (exit 2), not tracebacks.
+    ``auto`` and ``-1`` (vLLM 0.14+: fit the longest length the KV cache holds) give -1;
+    the start-up checks refuse it on versions without auto-fit.
     """
+    if text.strip() in ("auto", "-1"):
+        return -1
     scale = {"k": 1000, "K": 1024, "m": 1000**2, "M": 1024**2}.get(text[-1:], 1)
     digits = text[:-1] if scale != 1 else text
     try:
