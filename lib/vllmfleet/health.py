@@ -18,6 +18,7 @@ until the timeout).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,47 @@ def vllm_checks(host: str, url: str, *, served: str, max_model_len: int,
     return out
 
 
+_CACHE_INFO = re.compile(r"^vllm:cache_config_info\{(?P<labels>[^}]*)\}", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def running_kv_tokens(metrics_text: str) -> int | None:
+    """The running server's KV-cache size in tokens, from ``vllm:cache_config_info``
+    (num_gpu_blocks x block_size; vLLM exports every CacheConfig field as a label)."""
+    match = _CACHE_INFO.search(metrics_text)
+    if match is None:
+        return None
+    labels = dict(_LABEL.findall(match["labels"]))
+    try:
+        return int(labels["num_gpu_blocks"]) * int(labels.get("block_size") or 16)
+    except (KeyError, ValueError):
+        return None
+
+
+def kv_check(host: str, url: str, *, max_model_len: int, concurrency: int,
+             client: httpx.Client) -> Check:
+    """Whether the running KV cache holds what the inventory needs: one request of
+    max_model_len (else vLLM would not have started: a mismatch), and ``concurrency`` of
+    them at once (below that: a warning, requests will queue or be preempted)."""
+    what = "vllm kv cache"
+    code, body = _get(client, f"{url}/metrics")
+    tokens = running_kv_tokens(body) if code == 200 else None
+    if tokens is None:
+        return Check(host=host, what=what, ok=None,
+                     detail="n/a (no vllm:cache_config_info on /metrics)")
+    held = tokens / max_model_len
+    if tokens < max_model_len:
+        return Check(host=host, what=what, ok=False, detail=(
+            f"{tokens:,} tokens: less than one request of max_model_len {max_model_len:,}"))
+    if held < concurrency:
+        return Check(host=host, what=what, ok=True, detail=(
+            f"WARNING: {tokens:,} tokens hold {held:.2f} requests of {max_model_len:,}, "
+            f"the inventory needs {concurrency} at once; lower max_model_len "
+            f"(`inv fit.{host}`) or the aliases' concurrency"))
+    return Check(host=host, what=what, ok=True,
+                 detail=f"{tokens:,} tokens: {held:.2f} requests of {max_model_len:,}")
+
+
 # --- the proxy ------------------------------------------------------------------------------
 
 def proxy_checks(host: str, url: str, *, key: str | None, models: Iterable[str],
@@ -239,6 +281,10 @@ def host_checks(inventory: Inventory, name: str, endpoints: Endpoints,
         if host.vllm is not None and name in endpoints.hosts:
             out += vllm_checks(name, endpoints.hosts[name], served=host.vllm.served_model_name,
                                max_model_len=host.vllm.max_model_len, client=client)
+            wanted = sum(a.concurrency for a in inventory.aliases.values() if a.host == name)
+            out.append(kv_check(name, endpoints.hosts[name],
+                                max_model_len=host.vllm.max_model_len, client=client,
+                                concurrency=max(1, min(host.vllm.max_num_seqs, wanted))))
         if inventory.proxy.host == name:
             out += proxy_checks(name, endpoints.proxy, key=endpoints.key, client=client,
                                 key_hint=endpoints.key_hint,

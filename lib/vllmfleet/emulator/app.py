@@ -41,6 +41,7 @@ class Emulator:
         self.crashed = asyncio.Event()
         self.metrics = Metrics(model_name=cfg.served_model_names[0])
         capacity = kv_capacity_tokens or cfg.max_model_len * cfg.max_num_seqs
+        self.metrics.cache_config = {"block_size": "16", "num_gpu_blocks": str(capacity // 16)}
         self.engine = Engine(EngineSettings(
             max_num_seqs=cfg.max_num_seqs, kv_capacity_tokens=capacity,
             time_scale=cfg.speed.time_scale, prefill_tps=cfg.speed.prefill_tps,

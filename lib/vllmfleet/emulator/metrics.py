@@ -49,11 +49,18 @@ class Metrics:
     finished: Counter[str] = field(default_factory=Counter)
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
     e2e: Histogram = field(default_factory=lambda: Histogram(E2E_BUCKETS))
+    # vllm:cache_config_info's labels (vLLM: every CacheConfig field as a string; the
+    # emulator gives block_size and num_gpu_blocks, what health reads)
+    cache_config: dict[str, str] = field(default_factory=dict)
 
     def render(self, *, running: int, waiting: int, kv_usage: float) -> str:
         """The /metrics page for the current state."""
         label = f'model_name="{_escape(self.model_name)}"'
         out: list[str] = []
+        if self.cache_config:
+            info = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(self.cache_config.items()))
+            _family(out, "vllm:cache_config_info", "gauge",
+                    "Information of the LLMEngine CacheConfig", [(info, 1)])
         _family(out, "vllm:num_requests_running", "gauge",
                 "Number of requests in model execution batches.", [(label, running)])
         _family(out, "vllm:num_requests_waiting", "gauge",
