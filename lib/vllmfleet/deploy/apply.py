@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from vllmfleet import health
-from vllmfleet.deploy import backups, locks
+from vllmfleet.deploy import backups, locks, measured
 from vllmfleet.deploy.diagnose import diagnose
 from vllmfleet.deploy.plan import Change, Desired, expectations, services_of, unit_changed
 from vllmfleet.errors import DeployError, FleetError
@@ -246,6 +246,8 @@ class _Apply:
             expects = [e for e in expectations(self.inventory, self.host, self.desired)
                        if e.service in services]
             self.wait_and_verify(expects, verify=True)
+            if "vllm" in services:
+                self.measure()
         except Exception as exc:  # every failure after the lock is reported
             if step is Step.BACKUP:
                 return self.outcome("failed", report=self.nothing_changed(step, exc))
@@ -261,6 +263,20 @@ class _Apply:
                 self.say(f"warning: {warning}")
         self.say(f"{self.action} done in {time.monotonic() - self.started:.1f} s")
         return self.outcome("deployed")
+
+    def measure(self) -> None:
+        """Read what vLLM reported at start and keep it with the host's records."""
+        try:
+            text = self.adapter.logs(lines=MAX_LOG_LINES, service="vllm")
+            found = measured.from_log(text, self.host)
+            if found is None:
+                self.say("vLLM's start-up figures: none found in its log")
+                return
+            measured.record(self.options.store, found)
+        except Exception as exc:  # a missing measurement must not fail a healthy deploy
+            self.say(f"warning: could not record vLLM's start-up figures: {_error(exc)}")
+            return
+        self.say("vLLM reported: " + measured.describe(found.figures))
 
     # -- failures ---------------------------------------------------------------------------
     def nothing_changed(self, step: Step, exc: BaseException) -> str:

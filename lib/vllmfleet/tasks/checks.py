@@ -33,12 +33,17 @@ def validate(c: Context, inventory: str | None = None) -> None:
 def plan(c: Context, inventory: str | None = None, host: str | None = None,
          json: bool = False) -> None:
     """Predict whether each host's vLLM config fits its GPU (weights, KV cache, headroom)."""
+    from vllmfleet.deploy.measured import last_comparable
     from vllmfleet.inventory.plan import plan as capacity_plan
     from vllmfleet.vllm.capacity_report import format_table, to_json
 
     inv = load_inventory(c, inventory)
     rows = capacity_plan(inv, pick_hosts(inv, host, vllm_only=True))
-    print(to_json(rows) if json else format_table(rows))
+    store = settings(c).backups_dir
+    with user_errors():
+        measured = {name: m for name, report in rows
+                    if (m := last_comparable(store, inv.hosts[name], report.input))}
+    print(to_json(rows, measured) if json else format_table(rows, measured))
     misfits = [name for name, report in rows if not report.fits]
     if misfits:
         raise Exit(f"does not fit: {', '.join(misfits)} (see above for the largest settings "

@@ -143,6 +143,9 @@ class CapacityInput:
     gpu_name: str = ""
     multimodal: bool = False
     moe: bool = False
+    # weights + activation + non-torch (+ graphs from 0.21) as a start on this host logged
+    # them (requested share minus the KV cache): replaces the estimates when set
+    measured_non_kv_gib: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in self.flat().items():
@@ -364,6 +367,8 @@ def estimate(inp: CapacityInput) -> CapacityReport:
     activation = activation_gib(inp) + margin
     in_budget = inp.graphs_in_budget
     budget = requested - weights - non_torch - activation - (graphs if in_budget else 0.0)
+    if inp.measured_non_kv_gib is not None:
+        budget = requested - inp.measured_non_kv_gib
     per_token = kv_bytes_per_token(inp)
     blocks = max(0, int(budget * GiB)) // (BLOCK_SIZE * per_token)
     capacity = blocks * BLOCK_SIZE

@@ -11,6 +11,19 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from vllmfleet.vllm.capacity import CapacityReport, GiB, estimate
+from vllmfleet.vllm.startup_log import StartupFigures
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measured:
+    """The last start-up figures of a host, beside the plan: what was measured, under which
+    config, and the planner's prediction recalibrated on it (None: not comparable)."""
+
+    figures: StartupFigures
+    taken: str
+    max_model_len: int
+    gpu_memory_utilization: float
+    calibrated: CapacityReport | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +121,9 @@ def _rows(report: CapacityReport) -> list[tuple[str, str, str]]:
          f"estimate, {graphs}" + ("" if report.graphs_in_budget
                                   else "; captured after the KV cache, outside the budget")),
         ("KV cache budget", gib(report.kv_budget_gib),
-         "requested minus the lines above" if report.graphs_in_budget
+         f"MEASURED: requested minus the {inp.measured_non_kv_gib:.2f} GiB of non-KV memory "
+         "a start on this host logged" if inp.measured_non_kv_gib is not None
+         else "requested minus the lines above" if report.graphs_in_budget
          else "requested minus the lines above, graphs excepted"),
         ("KV bytes per token", f"{report.kv_bytes_per_token:,} B",
          f"kv_cache_dtype {inp.kv_cache_dtype}, {inp.kv_heads_per_gpu} KV heads per GPU"),
@@ -121,9 +136,58 @@ def _rows(report: CapacityReport) -> list[tuple[str, str, str]]:
     ]
 
 
-def format_table(rows: list[tuple[str, CapacityReport]]) -> str:
-    """One block per host: every figure, then the verdict, its reason and the fix."""
+def _diff(predicted: float, measured: float) -> str:
+    if not measured:
+        return ""
+    return f"{(predicted - measured) / measured:+.0%}"
+
+
+def measured_rows(report: CapacityReport, m: Measured) -> list[tuple[str, str, str, str]]:
+    """(figure, predicted, measured, difference) for what the last start logged."""
+    f, rows = m.figures, []
+    if f.kv_cache_gib is not None:
+        rows.append(("KV cache budget", f"{report.kv_budget_gib:.2f} GiB",
+                     f"{f.kv_cache_gib:.2f} GiB", _diff(report.kv_budget_gib, f.kv_cache_gib)))
+    if f.kv_cache_tokens is not None:
+        rows.append(("KV capacity", f"{report.kv_capacity_tokens:,}", f"{f.kv_cache_tokens:,}",
+                     _diff(report.kv_capacity_tokens, f.kv_cache_tokens)))
+    if f.max_concurrency is not None:
+        rows.append(("max concurrency", f"{report.max_concurrency:.2f}x",
+                     f"{f.max_concurrency:.2f}x", _diff(report.max_concurrency,
+                                                        f.max_concurrency)))
+    if f.weights_gib is not None:
+        rows.append(("model weights", f"{report.weights_gib:.2f} GiB", f"{f.weights_gib:.2f} GiB",
+                     _diff(report.weights_gib, f.weights_gib)))
+    if f.activation_gib is not None:
+        rows.append(("activation peak", f"{report.activation_gib:.2f} GiB",
+                     f"{f.activation_gib:.2f} GiB", _diff(report.activation_gib,
+                                                          f.activation_gib)))
+    return rows
+
+
+def _measured_block(report: CapacityReport, m: Measured) -> list[str]:
+    inp = report.input
+    same = (m.max_model_len, m.gpu_memory_utilization) == (inp.max_model_len,
+                                                          inp.gpu_memory_utilization)
+    lines = [f"  measured at the last start ({m.taken}; max_model_len {m.max_model_len:,}, "
+             f"gpu_memory_utilization {m.gpu_memory_utilization}"
+             + ("" if same else "; NOT this config: compare with care") + "):",
+             f"    {'':<22}{'predicted':>16}{'measured':>16}{'diff':>7}"]
+    lines += [f"    {a:<22}{b:>16}{c:>16}{d:>7}" for a, b, c, d in measured_rows(report, m)]
+    if m.calibrated is not None:
+        cal = m.calibrated
+        lines.append(f"  calibrated on that start (measured non-KV memory, estimates for the "
+                     f"rest): KV {cal.kv_budget_gib:.2f} GiB, {cal.kv_capacity_tokens:,} tokens, "
+                     f"{cal.max_concurrency:.2f}x; {verdict(cal).label}")
+    return lines
+
+
+def format_table(rows: list[tuple[str, CapacityReport]],
+                 measured: dict[str, Measured] | None = None) -> str:
+    """One block per host: every figure, then the verdict, its reason and the fix; where a
+    host has a measurement, the measured figures beside the predicted ones."""
     blocks = []
+    measured = measured or {}
     for host, report in rows:
         v = verdict(report)
         lines = [f"{host}: {v.label}"]
@@ -132,6 +196,8 @@ def format_table(rows: list[tuple[str, CapacityReport]]) -> str:
         lines.extend(f"  warning: {w}" for w in report.warnings)
         lines.append(f"  why: {v.reason}")
         lines.append(f"  {'fix' if not v.fits else 'room'}: {v.suggestion}")
+        if host in measured:
+            lines += _measured_block(report, measured[host])
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -151,6 +217,19 @@ def _host_json(host: str, report: CapacityReport) -> dict[str, object]:
     }
 
 
-def to_json(rows: list[tuple[str, CapacityReport]]) -> str:
-    """``{"hosts": [...]}``, one object per host with every figure and the verdict."""
-    return json.dumps({"hosts": [_host_json(h, r) for h, r in rows]}, indent=2)
+def to_json(rows: list[tuple[str, CapacityReport]],
+            measured: dict[str, Measured] | None = None) -> str:
+    """``{"hosts": [...]}``, one object per host with every figure and the verdict (and
+    ``measured``: the last start's figures, where there is one)."""
+    hosts = []
+    for h, r in rows:
+        item = _host_json(h, r)
+        if measured and h in measured:
+            m = measured[h]
+            item["measured"] = {
+                "taken": m.taken, "max_model_len": m.max_model_len,
+                "gpu_memory_utilization": m.gpu_memory_utilization, **m.figures.to_json(),
+                "calibrated_kv_budget_gib": (round(m.calibrated.kv_budget_gib, 4)
+                                             if m.calibrated else None)}
+        hosts.append(item)
+    return json.dumps({"hosts": hosts}, indent=2)
