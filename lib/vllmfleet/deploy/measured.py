@@ -3,7 +3,8 @@
 After every start that ``deploy``, ``rollback`` or ``fit`` waits for, the vLLM log is read
 (:func:`from_log`, through :mod:`vllmfleet.vllm.startup_log`) and the figures are recorded
 with the config they were measured under (:class:`Measurement`) in
-``<store>/<host>/startup.json``, newest last (at most :data:`KEEP`). ``inv plan`` shows the
+``<store>/.startup/<host>.json`` (beside the backups, outside any host's backup folder),
+newest last (at most :data:`KEEP`). ``inv plan`` shows the
 last one beside its prediction, and :func:`calibrated` lets the planner reuse the host's
 measured non-KV memory for other lengths and utilisations of the same model and version.
 """
@@ -24,7 +25,7 @@ from vllmfleet.vllm.capacity import CapacityInput, estimate
 from vllmfleet.vllm.capacity_report import Measured
 from vllmfleet.vllm.startup_log import StartupFigures, parse
 
-FILE: Final = "startup.json"
+FOLDER: Final = ".startup"
 KEEP: Final = 20
 
 
@@ -103,7 +104,7 @@ def from_log(text: str, host: Host) -> Measurement | None:
 
 
 def _path(store: Path, host: str) -> Path:
-    return Path(store) / host / FILE
+    return Path(store) / FOLDER / f"{host}.json"
 
 
 def history(store: Path, host: str) -> list[Measurement]:

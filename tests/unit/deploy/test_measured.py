@@ -39,9 +39,9 @@ def test_record_keeps_the_newest_last(tmp_path: Path, reference: Inventory) -> N
 
 
 def test_a_corrupt_file_is_named(tmp_path: Path) -> None:
-    (tmp_path / "wintermute").mkdir()
-    (tmp_path / "wintermute" / measured.FILE).write_text("{not json")
-    with pytest.raises(DeployError, match=r"startup\.json: not a readable measurement file"):
+    (tmp_path / measured.FOLDER).mkdir()
+    (tmp_path / measured.FOLDER / "wintermute.json").write_text("{not json")
+    with pytest.raises(DeployError, match=r"wintermute\.json: not a readable measurement"):
         measured.history(tmp_path, "wintermute")
 
 
