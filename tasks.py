@@ -6,13 +6,14 @@ from pathlib import Path
 
 from invoke.collection import Collection
 
-from vllmfleet.tasks import backups, checks, deploy, fleet, health, logs, rollback
+from vllmfleet.tasks import backups, checks, deploy, fit, fleet, health, logs, rollback
 from vllmfleet.tasks.settings import config_defaults
 
 ROOT = Path(__file__).parent
 # deploy.<host>, rollback.<host>, logs.<host>: one per host of the inventory (none when the
 # inventory does not load; `inv validate` says why)
 HOSTS = deploy.hosts_at_import(ROOT)
+VLLM_HOSTS = fit.vllm_hosts_at_import(ROOT)  # fit.<host>: the vLLM hosts only
 
 ns = Collection()
 ns.add_task(checks.validate)
@@ -21,6 +22,7 @@ ns.add_task(checks.render)
 ns.add_collection(Collection.from_module(fleet))
 ns.add_collection(deploy.collection(HOSTS))
 ns.add_collection(rollback.collection(HOSTS))
+ns.add_collection(fit.collection(VLLM_HOSTS))
 ns.add_collection(Collection.from_module(backups))
 ns.add_task(health.health)
 ns.add_collection(logs.collection(HOSTS))

@@ -122,7 +122,8 @@ def serving_problems(lengths: Mapping[str, Any] | None, *, served: str, max_mode
     if served not in lengths:
         return [absent.format(listed=", ".join(lengths) or nothing, served=served)]
     got = lengths[served]
-    if wrong is not None and got != max_model_len:
+    # max_model_len -1: started with --max-model-len auto, vLLM picks the length
+    if wrong is not None and got != max_model_len and max_model_len != -1:
         return [wrong.format(served=served, got=got, expected=max_model_len)]
     return []
 

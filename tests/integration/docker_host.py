@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REFERENCE, TEMPLATES
+from tests.conftest import REFERENCE, ROOT, TEMPLATES
 from tests.integration import docker_shim
 from tests.integration.sshd import Sshd
 from vllmfleet.inventory import Host, Inventory, load
@@ -56,8 +56,10 @@ class DockerShim:
 def install_shim(sshd: Sshd, shim: DockerShim) -> Path:
     """Install the shim as ``docker`` on the sshd sessions' PATH; return the script."""
     script = sshd.bin_dir / "docker"
-    script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} --state {shim.state} "
-                      '"$@"\n')
+    # this checkout's code (the emulator included), not whatever the venv has installed
+    path = f"{ROOT / 'lib'}:{ROOT}"
+    script.write_text(f"#!/bin/sh\nPYTHONPATH={path} exec {sys.executable} {SHIM} --state "
+                      f'{shim.state} "$@"\n')
     script.chmod(0o755)
     return script
 

@@ -41,6 +41,8 @@ def emulator_facts(inventory: Inventory, host_name: str, *,
     flags = ["--emulator-gpu-vram-gib", repr(inp.vram_gib),
              "--emulator-gpu-reserved-gib", repr(inp.reserved_gib),
              "--emulator-compute-capability", host.gpu.compute_capability]
+    if inp.vllm_version is not None:  # the image's version: its rules and start-up lines
+        flags += ["--emulator-vllm-version", ".".join(map(str, inp.vllm_version))]
     values = {**asdict(inp.architecture), "weights_gib": weights}
     for name in ARCHITECTURE_FIELDS:
         flags += [f"--emulator-{name.replace('_', '-')}", repr(values[name])]
