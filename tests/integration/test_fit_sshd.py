@@ -15,9 +15,9 @@ from vllmfleet.inventory import load
 COMMENT = "# the card of wintermute: 12 GiB, 0.5 kept by the desktop\n"
 
 
-def _inventory(tmp_path: Path, sshd: Sshd, **vllm: object) -> Path:
-    data = inventory_data(tmp_path, sshd, ["gpu1"])
-    data["hosts"]["gpu1"]["vllm"].update(vllm)
+def _inventory(tmp_path: Path, sshd: Sshd, name: str = "gpu1", **vllm: object) -> Path:
+    data = inventory_data(tmp_path, sshd, [name])
+    data["hosts"][name]["vllm"].update(vllm)
     inventory = write_inventory(tmp_path, data)
     text = inventory.path.read_text()
     inventory.path.write_text(COMMENT + text)   # a comment the fit must keep
@@ -26,19 +26,19 @@ def _inventory(tmp_path: Path, sshd: Sshd, **vllm: object) -> Path:
 
 def test_fit_apply_from_a_length_that_does_not_fit(tmp_path: Path, sshd_server: Sshd,
                                                    docker_shim: DockerShim) -> None:
-    path = _inventory(tmp_path, sshd_server)          # 16384 fits; vLLM 0.11: no auto-fit
+    path = _inventory(tmp_path, sshd_server, "wintermute")  # 12 GiB; 0.11: no auto-fit
     emulate(docker_shim, load(path))
     env = settings(path, sshd_server, tmp_path / "backups")
     try:
-        first = run_inv("deploy.gpu1", env=env, timeout=TIMEOUT_S)
+        first = run_inv("deploy.wintermute", env=env, timeout=TIMEOUT_S)
         assert first.returncode == 0, first.stdout + first.stderr
         path.write_text(path.read_text().replace("max_model_len: 16384",
                                                  "max_model_len: 100000"))
-        plan = run_inv("fit.gpu1", "--dry-run", env=env, timeout=TIMEOUT_S)
+        plan = run_inv("fit.wintermute", "--dry-run", env=env, timeout=TIMEOUT_S)
         assert plan.returncode == 0, plan.stdout + plan.stderr
         assert "read vLLM's estimate from its refusal" in plan.stdout
         before = path.read_text()
-        done = run_inv("fit.gpu1", "--apply", env=env, timeout=4 * TIMEOUT_S)
+        done = run_inv("fit.wintermute", "--apply", env=env, timeout=4 * TIMEOUT_S)
         print(done.stdout, done.stderr)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "trying max_model_len 131,072" in done.stderr
@@ -51,15 +51,15 @@ def test_fit_apply_from_a_length_that_does_not_fit(tmp_path: Path, sshd_server: 
                    if a != b]
         assert changed == [("      max_model_len: 100000", "      max_model_len: 41728"),
                            ("    max_input_tokens: 7000", "    max_input_tokens: 33382")]
-        assert "gpu1  vllm      deployed" in done.stdout
+        assert "wintermute  vllm      deployed" in done.stdout
         fitted = load(path)
-        assert fitted.hosts["gpu1"].vllm.max_model_len == 41728  # type: ignore[union-attr]
+        assert fitted.hosts["wintermute"].vllm.max_model_len == 41728  # type: ignore[union-attr]
 
-        healthy = run_inv("health", "--host", "gpu1", env=env, timeout=TIMEOUT_S)
+        healthy = run_inv("health", "--host", "wintermute", env=env, timeout=TIMEOUT_S)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         assert "max_model_len 41728" in healthy.stdout and "vllm kv cache" in healthy.stdout
 
-        measured = run_inv("plan", "--host", "gpu1", env=env, timeout=TIMEOUT_S)
+        measured = run_inv("plan", "--host", "wintermute", env=env, timeout=TIMEOUT_S)
         assert measured.returncode == 0, measured.stdout + measured.stderr
         assert "measured at the last start" in measured.stdout
         assert "83,952" in measured.stdout
