@@ -20,8 +20,9 @@ from vllmfleet.vllm import capacity
 _VLLM_ESTIMATE = re.compile(r"estimated maximum model length is (\d+)")
 _KV_TOO_SMALL = re.compile(r"max seq len \((\d+)\).*larger than the available KV cache",
                            re.DOTALL)
-_FREE_MEMORY = re.compile(r"Free memory on device \(([\d.]+)/([\d.]+) GiB\) on startup is less "
-                          r"than desired GPU memory utilization \(([\d.]+)")
+# "Free memory on device (F/T GiB)" and, from 0.10, "… device cuda:0 (F/T GiB)"
+_FREE_MEMORY = re.compile(r"Free memory on device(?: [\w:]+)? \(([\d.]+)/([\d.]+) GiB\) on "
+                          r"startup is less than desired GPU memory utilization \(([\d.]+)")
 _OOM = ("No available memory for the cache blocks", "CUDA out of memory", "OutOfMemoryError")
 _OTHER: tuple[tuple[str, str], ...] = (
     (r"is greater than the derived max_model_len",

@@ -27,3 +27,11 @@ def test_free_memory_and_other_causes(reference: Inventory) -> None:
     assert "extra_args" in diagnose("error: unrecognized arguments: --x", inventory=reference,
                                     host="wintermute")
     assert diagnose("", inventory=reference, host="motoko").startswith("no known cause")
+
+
+def test_free_memory_with_the_device_named(reference: Inventory) -> None:
+    # 0.10+ names the device (vllm/v1/worker/utils.py in 0.32)
+    log = ("(EngineCore pid=253) ValueError: Free memory on device cuda:0 (11.25/12.0 GiB) on "
+           "startup is less than desired GPU memory utilization (0.99, 11.88 GiB).")
+    text = diagnose(log, inventory=reference, host="wintermute")
+    assert "vLLM found only 11.25 of 12.0 GiB free" in text
