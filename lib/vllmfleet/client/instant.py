@@ -48,11 +48,10 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, server: InstantServer) -> None:
         self.server = server
         self.buffer = b""
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.WriteTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self.server.connections += 1
 
     def data_received(self, data: bytes) -> None:

@@ -183,19 +183,23 @@ async def run_requests(send: Send, *, count: int, concurrency: int,
         raise ValueError(f"count must be at least 1, got {count}")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    gate = asyncio.Semaphore(concurrency)
     run = LoadRun(results=[], wall_s=0.0)
+    results: list[Result | None] = [None] * count
+    next_index = 0
 
-    async def one(i: int) -> Result:
-        async with gate:
-            return await send(i)
+    async def worker() -> None:  # N workers, not ``count`` tasks behind a semaphore: cheaper
+        nonlocal next_index
+        while next_index < count:
+            i, next_index = next_index, next_index + 1
+            results[i] = await send(i)
 
     done = asyncio.Event()
     sampler = (asyncio.create_task(_sample_metrics(metrics, run, done, metrics_interval_s))
                if metrics is not None else None)
     start = time.perf_counter()
     try:
-        run.results = list(await asyncio.gather(*(one(i) for i in range(count))))
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+        run.results = [r for r in results if r is not None]
     finally:
         run.wall_s = time.perf_counter() - start
         done.set()

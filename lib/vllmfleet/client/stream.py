@@ -23,12 +23,21 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
 
 from vllmfleet.client.result import INCOMPLETE_STREAM_STATUS, Result, error_message
+
+_loads: Callable[[bytes], Any] = json.loads
+try:  # orjson parses an SSE event several times faster; optional, like uvloop
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+else:
+    _loads = orjson.loads
 
 #: Seconds to open a connection (as the httpx client had); the whole request has ``timeout_s``.
 CONNECT_TIMEOUT_S = 10.0
@@ -68,14 +77,14 @@ class Events:
 
     def line(self, raw: bytes, now: float) -> bool:
         """Take one line received at ``now``; False once the stream has said all it will."""
-        if not raw.startswith(b"data:"):
+        if raw[:5] != b"data:":
             return True
         payload = raw[5:].strip()
         if payload == b"[DONE]":
             self.done = True
             return False
         try:
-            chunk = json.loads(payload)
+            chunk = _loads(payload)
         except ValueError as exc:
             return self._fail(INCOMPLETE_STREAM_STATUS,
                               f"malformed stream event ({exc}): {payload[:200]!r}")
@@ -84,11 +93,15 @@ class Events:
                               f"malformed stream event (not an object): {payload[:200]!r}")
         if chunk.get("error") is not None or chunk.get("object") == "error":
             return self._fail(*error_event(chunk))
-        self.model = str(chunk.get("model", self.model))
-        self.usage = chunk.get("usage") or self.usage
+        if "model" in chunk:
+            self.model = str(chunk["model"])
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
-            delta = (choice.get("delta") or {}).get("content") or choice.get("text")
-            self.finish = choice.get("finish_reason") or self.finish
+            delta = choice.get("delta")
+            delta = (delta.get("content") if delta else None) or choice.get("text")
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
             if delta:
                 if self.ttft is None:
                     self.ttft = now - self.start
@@ -184,15 +197,22 @@ class StreamSession:
                               retry_after=retry_after_value(response.headers.get("Retry-After")))
             events = Events(model=model, start=start, last=start)
             content = response.content
-            more = True
-            while more:
-                raw = await content.readline()
+            more, pending = True, b""
+            # whatever has arrived, split into lines here (as `vllm bench serve` does with
+            # iter_any): far cheaper than one readline() per line
+            async for data in content.iter_any():
                 now = clock()
-                if not raw:
-                    break
-                more = events.line(raw, now)
+                *lines, pending = (pending + data).split(b"\n")
+                for raw in lines:
+                    if not events.line(raw, now):
+                        more = False
+                        break
                 busy += clock() - now
-            if events.failure is None:
+                if not more:
+                    break
+            if more and pending:  # a last line without its newline
+                events.line(pending, clock())
+            elif not more and events.failure is None:
                 await content.read()  # the rest of the body: the connection goes back to the pool
         return events.result(clock(), client_s=busy)
 
