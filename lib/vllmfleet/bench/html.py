@@ -55,7 +55,7 @@ def _frame(plot_id: str, title: str, xs: list[int], top: float, unit: str) -> li
         y = _y(value, top)
         out.append(f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" '
                    f'y2="{y:.1f}"/><text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                   f"{value:.4g}{unit}</text>")
+                   f"{value:.0f}{unit}</text>")
     for c in sorted(set(xs)):
         x = _x(c, low, high)
         out.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">{c}</text>')
@@ -106,7 +106,8 @@ def outcome_plot(steps: list[dict[str, Any]], capacity: int) -> str:
     """429s and errors per step, side by side."""
     ordered = sorted(steps, key=lambda s: s["concurrency"])
     xs = [s["concurrency"] for s in ordered] or [1]
-    top = max([1, *(max(s["rate_limited_429"], s["errors"]) for s in ordered)]) * 1.15
+    top = float(max([4, *(max(s["rate_limited_429"], s["errors"]) for s in ordered)]) * 1.25)
+    top = float(math.ceil(top / 4) * 4)  # whole numbers on the axis
     out = _frame("plot-outcomes", "429s and errors per step", xs, top, "")
     for s in ordered:
         x = _x(s["concurrency"], min(xs), max(xs))

@@ -101,7 +101,9 @@ def verdict(results: Sequence[Result], slo: SLO) -> tuple[dict[str, float | None
     problems: list[str] = []
     ok = sum(r.ok for r in results)
     if ok < slo.min_requests:
-        problems.append(f"only {ok} of {n} requests succeeded; {slo.label} needs "
+        refused = sum(r.status == 429 for r in results)
+        why = f" ({refused} x 429)" if refused else ""
+        problems.append(f"only {ok} of {n} requests succeeded{why}; {slo.label} needs "
                         f"{slo.min_requests}")
     for metric, limit in slo.targets().items():
         value = values[metric]
