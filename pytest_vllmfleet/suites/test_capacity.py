@@ -42,7 +42,8 @@ def test_capacity_meets_the_slo(fleet: Fleet, fleet_host: str, fleet_target: Any
     for step in result.steps:
         fleet_report.add("capacity", step.run.results, host=fleet_host, target=fleet_target,
                          model=goal.model, max_input_tokens=goal.max_input_tokens,
-                         label=f"{step.concurrency} streams", run=step.run)
+                         label=f"{step.concurrency} stream{'s' if step.concurrency > 1 else ''}",
+                         run=step.run)
     bench.write(result, goal, load, fleet_artifacts, fleet=fleet.mode)
     if result.capacity < capacity_settings.min_capacity:
         pytest.fail(f"capacity of {goal.describe()}: {result.capacity} concurrent streams, "

@@ -150,13 +150,15 @@ def render(doc: dict[str, Any]) -> str:
                           + "</td>"]) + "</tr>"
         for s in sorted(steps, key=lambda s: s["concurrency"]))
     title = f"Capacity of {target['name']} ({target['kind']})"
+    bound = "" if doc["capacity_exact"] else "at least "
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{escape(title)}</h1>
 <p>{escape(target['url'])}, model {escape(target['model'])}; prompts of
 {doc['load']['input_tokens']} tokens, answers of {doc['load']['output_tokens']} (streamed)</p>
-<p class="answer" id="capacity">Capacity: <strong>{capacity}</strong> concurrent streams</p>
+<p class="answer" id="capacity">Capacity: {bound}<strong>{capacity}</strong>
+concurrent streams</p>
 <p>Stopped: {escape(doc['stop_reason'])}. {doc['requests']} requests in
 {doc['wall_s']:.0f} s.</p>
 <div class="plots">

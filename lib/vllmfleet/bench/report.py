@@ -52,6 +52,7 @@ def document(sweep: Sweep, goal: Target, load: Load, **meta: Any) -> dict[str, A
                    "max_requests": sweep.bounds.max_requests,
                    "max_seconds": sweep.bounds.max_seconds},
         "capacity": sweep.capacity,
+        "capacity_exact": sweep.exact,  # false: a lower bound (stopped before a step missed)
         "stop_reason": sweep.stop_reason,
         "requests": sweep.requests,
         "wall_s": sweep.wall_s,
@@ -113,7 +114,8 @@ def summary(sweep: Sweep, goal: Target) -> str:
     lines.insert(1, "-" * len(lines[0]))
     targets = ", ".join(f"{m} {label} <= {v * 1000:.0f} ms"
                         for m, v in sweep.slo.targets().items())
-    lines += ["", f"capacity of {goal.describe()}: {sweep.capacity} concurrent streams "
+    bound = "" if sweep.exact else "at least "
+    lines += ["", f"capacity of {goal.describe()}: {bound}{sweep.capacity} concurrent streams "
               f"within {targets} (errors <= {sweep.slo.error_budget:.0%})",
               f"stopped: {sweep.stop_reason}; {sweep.requests} requests in {sweep.wall_s:.0f} s"]
     return "\n".join(lines)

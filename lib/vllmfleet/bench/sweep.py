@@ -143,6 +143,13 @@ class Sweep:
     def requests(self) -> int:
         return sum(s.requests for s in self.steps)
 
+    @property
+    def exact(self) -> bool:
+        """Whether a step one above the capacity missed the SLO (else the capacity is a lower
+        bound: the sweep stopped on saturation, a budget or max_concurrency first)."""
+        return any(not s.meets and s.concurrency <= self.capacity + self.bounds.resolution
+                   for s in self.steps)
+
 
 def saturated(before: Step, after: Step) -> str | None:
     """Why ``after`` shows a saturated fleet compared with ``before``; None if it does not."""

@@ -35,6 +35,7 @@ def test_json_csv_and_html_carry_the_same_answer(swept: Sweep, tmp_path: Path) -
                                        "capacity_proxy_local_reasoner.html"]
     doc = json.loads(paths[0].read_text())
     assert (doc["capacity"], doc["fleet"], doc["target"]["kind"]) == (15, "local", "proxy")
+    assert doc["capacity_exact"] is True
     assert doc["slo"]["ttft_s"] == 0.255 and doc["load"]["input_tokens"] == 50
     step = doc["steps"][0]
     assert (step["concurrency"], step["rate_limited_429"], step["errors"]) == (1, 2, 0)

@@ -25,6 +25,7 @@ def test_doubles_then_bisects_to_the_exact_capacity(backend: Callable[..., Any])
     assert [c for c, _ in run_step.calls] == [1, 2, 4, 8, 16, 12, 14, 15]
     assert result.capacity == 15
     assert result.stop_reason == "bisected between 15 (meets) and 16 (misses)"
+    assert result.exact
     assert [s.phase for s in result.steps] == ["double"] * 5 + ["bisect"] * 3
 
 
@@ -41,6 +42,7 @@ def test_stops_early_when_more_streams_only_queue(backend: Callable[..., Any]) -
     result = _sweep(run_step, max_concurrency=64, slo=SLO(ttft_s=100.0, itl_s=None))
     assert [c for c, _ in run_step.calls] == [1, 2, 4]
     assert result.capacity == 4 and result.stop_reason.startswith("saturated at concurrency 4")
+    assert not result.exact  # a lower bound: no step above 4 was tried
 
 
 def test_capacity_zero_when_one_stream_misses(backend: Callable[..., Any]) -> None:
