@@ -10,7 +10,6 @@ breaks or the fleet saturates, and writes JSON, CSV and HTML reports
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import sys
@@ -143,6 +142,7 @@ def fleet_endpoints(c: Context, inv: Inventory, fleet: str | None,
 
 def _bench(c: Context, kind: str, name: str | None, o: Options) -> None:
     from vllmfleet import bench
+    from vllmfleet.client import loop
 
     inv = load_inventory(c, o.get("inventory"))
     slo, bounds = slo_of(o), bounds_of(o)
@@ -162,8 +162,8 @@ def _bench(c: Context, kind: str, name: str | None, o: Options) -> None:
                 output_tokens=int(_number("output_tokens", o.get("output_tokens"), 64) or 0))
         except ValueError as exc:
             raise Exit(f"error: {exc}", code=2) from None
-        result = asyncio.run(bench.run_sweep(goal, load, slo=slo, bounds=bounds, say=_timed(
-            started)))
+        result = loop.run(bench.run_sweep(goal, load, slo=slo, bounds=bounds,
+                                          say=_timed(started)))
         paths = bench.write(result, goal, load, out,
                             generated_at=dt.datetime.now(dt.UTC).isoformat(),
                             fleet=o.get("fleet") or "local", inventory=str(inv.path))
