@@ -14,9 +14,9 @@ report     JSON, CSV and the terminal summary; html: the self-contained HTML pag
 from __future__ import annotations
 
 from vllmfleet.bench.report import summary, write
-from vllmfleet.bench.runner import Load, Target, load_for, run_sweep, target
+from vllmfleet.bench.runner import Load, Target, alias_of, load_for, run_sweep, target
 from vllmfleet.bench.slo import SLO
 from vllmfleet.bench.sweep import Bounds, Step, Sweep, sweep
 
-__all__ = ["SLO", "Bounds", "Load", "Step", "Sweep", "Target", "load_for", "run_sweep",
-           "summary", "sweep", "target", "write"]
+__all__ = ["SLO", "Bounds", "Load", "Step", "Sweep", "Target", "alias_of", "load_for",
+           "run_sweep", "summary", "sweep", "target", "write"]

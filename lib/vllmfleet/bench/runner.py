@@ -59,6 +59,14 @@ def _main_alias(inventory: Inventory, host: str) -> Alias | None:
     return main[0] if main else None
 
 
+def alias_of(inventory: Inventory, *, kind: Kind, name: str) -> Alias | None:
+    """The alias whose limits (and ``slo:``) a target uses: the alias itself through the
+    proxy (by any of its names), the host's main alias directly; None when there is none."""
+    if kind == "proxy":
+        return next((a for a in inventory.aliases.values() if name in a.names), None)
+    return _main_alias(inventory, name) if name in inventory.hosts else None
+
+
 def target(inventory: Inventory, endpoints: Endpoints, *, kind: Kind, name: str) -> Target:
     """The target ``name``: a vLLM host (``direct``) or an alias (``proxy``)."""
     timeout = min(float(inventory.proxy.request_timeout_s), 300.0) * CLIENT_TIMEOUT_SHARE

@@ -19,6 +19,7 @@ from vllmfleet.client.load import min_samples, percentile
 
 if TYPE_CHECKING:
     from vllmfleet.client import Result
+    from vllmfleet.inventory.model import SLO as AliasSLO
 
 #: ``vllm bench serve --goodput`` names its objectives ttft/tpot/e2el in ms; ours are seconds.
 METRICS: tuple[str, ...] = ("ttft", "itl", "e2e")
@@ -76,6 +77,31 @@ class SLO:
         return {"ttft_s": self.ttft_s, "itl_s": self.itl_s, "e2e_s": self.e2e_s,
                 "percentile": self.percentile, "error_budget": self.error_budget,
                 "max_429_share": self.max_429_share}
+
+
+#: The SLO when neither the command line nor the inventory's alias (``slo:``) sets a value.
+DEFAULTS: dict[str, float | None] = {"ttft_s": 2.0, "itl_s": 0.2, "e2e_s": None,
+                                     "percentile": 90.0}
+
+
+def merged(given: dict[str, float | None], alias: AliasSLO | None, *,
+           error_budget: float = 0.01, max_429_share: float = 1.0) -> SLO:
+    """The SLO from the command line (``given``: a value, ``0`` = no objective, absent =
+    not given), else the alias's ``slo:`` in the inventory, else :data:`DEFAULTS`;
+    ``percentile`` in percent (90)."""
+    values: dict[str, float | None] = {}
+    for name, default in DEFAULTS.items():
+        if name in given:
+            values[name] = given[name]
+        elif alias is not None and getattr(alias, name) is not None:
+            values[name] = getattr(alias, name)
+        else:
+            values[name] = default
+    percent = values.pop("percentile")
+    objectives = {k: (None if v == 0 else v) for k, v in values.items()}
+    return SLO(**objectives, percentile=(90.0 if percent is None else percent) / 100,
+               error_budget=error_budget,
+               max_429_share=max_429_share)
 
 
 def series(results: Sequence[Result], metric: str) -> list[float]:

@@ -29,17 +29,20 @@ from vllmfleet.tasks.settings import settings
 
 if TYPE_CHECKING:  # the client stack (aiohttp, httpx) loads when a task runs, not for --list
     from vllmfleet.bench import SLO, Bounds
-    from vllmfleet.inventory import Endpoints, Inventory
+    from vllmfleet.inventory import Alias, Endpoints, Inventory
 
 RESERVED = ("proxy",)
 HELP = {
     "fleet": "local (default: the running `inv fleet.up` fleet, else one started for the run) "
              "or inventory (the real fleet at the inventory's addresses)",
     "inventory": INVENTORY_HELP,
-    "ttft": "TTFT objective in seconds at --percentile (default 2.0; 0 = none)",
-    "itl": "inter-token latency objective in seconds (default 0.2; 0 = none)",
-    "e2e": "end-to-end latency objective in seconds (default: none)",
-    "percentile": "the percentile the objectives hold at, 50-99 (default 90)",
+    "ttft": "TTFT objective in seconds at --percentile (default: the alias's slo: in the "
+            "inventory, else 2.0; 0 = none)",
+    "itl": "inter-token latency objective in seconds (default: the alias's slo:, else 0.2; "
+           "0 = none)",
+    "e2e": "end-to-end latency objective in seconds (default: the alias's slo:, else none)",
+    "percentile": "the percentile the objectives hold at, 50-99 (default: the alias's slo:, "
+                  "else 90)",
     "error_budget": "share of requests that may fail, 429s aside (default 0.01)",
     "max_429": "share of 429s (with Retry-After) a step may get (default 1: they never fail "
                "a step; through the proxy a 429 is the limit working)",
@@ -70,20 +73,18 @@ def _number(name: str, value: str | None, default: float | None) -> float | None
     return number
 
 
-def slo_of(o: Options) -> SLO:
-    from vllmfleet.bench import SLO
+def slo_of(o: Options, alias: Alias | None) -> SLO:
+    """The SLO: the command line, else the alias's ``slo:`` in the inventory, else defaults."""
+    from vllmfleet.bench.slo import merged
 
-    def objective(name: str, default: float | None) -> float | None:
-        value = _number(name, o.get(name), default)
-        return None if value == 0 else value
-
-    percentile = _number("percentile", o.get("percentile"), 90.0)
-    assert percentile is not None
+    given: dict[str, float | None] = {}
+    for name in ("ttft", "itl", "e2e", "percentile"):
+        if o.get(name) is not None:
+            given[name if name == "percentile" else f"{name}_s"] = _number(name, o[name], None)
     try:
-        return SLO(ttft_s=objective("ttft", 2.0), itl_s=objective("itl", 0.2),
-                   e2e_s=objective("e2e", None), percentile=percentile / 100,
-                   error_budget=_number("error_budget", o.get("error_budget"), 0.01) or 0.0,
-                   max_429_share=_number("max_429", o.get("max_429"), 1.0) or 0.0)
+        return merged(given, alias.slo if alias is not None else None,
+                      error_budget=_number("error_budget", o.get("error_budget"), 0.01) or 0.0,
+                      max_429_share=_number("max_429", o.get("max_429"), 1.0) or 0.0)
     except ValueError as exc:
         raise Exit(f"error: SLO: {exc}", code=2) from None
 
@@ -145,11 +146,12 @@ def _bench(c: Context, kind: str, name: str | None, o: Options) -> None:
     from vllmfleet.client import loop
 
     inv = load_inventory(c, o.get("inventory"))
-    slo, bounds = slo_of(o), bounds_of(o)
     if kind == "proxy" and name is None:
         main = [a.name for a in inv.aliases.values() if a.profile_of is None]
         name = (main or list(inv.aliases) or [""])[0]
     assert name is not None
+    slo = slo_of(o, bench.alias_of(inv, kind=kind, name=name))  # type: ignore[arg-type]
+    bounds = bounds_of(o)
     out = Path(o["out"]).expanduser() if o.get("out") else settings(c).build_dir / "bench"
     started = time.monotonic()
     with fleet_endpoints(c, inv, o.get("fleet"), o.get("speed")) as endpoints, user_errors():
