@@ -38,7 +38,7 @@ def test_without_an_slo_anywhere_the_defaults_hold(reference: Inventory) -> None
     slo = merged({}, None)
     assert (slo.ttft_s, slo.itl_s, slo.e2e_s, slo.percentile) == (2.0, 0.2, None, 0.9)
     assert alias_of(reference, kind="direct", name="motoko") is None
-    with pytest.raises(ValueError, match="percentile=0.0"):
+    with pytest.raises(ValueError, match=r"percentile=0\.0"):
         merged({"percentile": 0}, None)
 
 
