@@ -30,7 +30,7 @@ MARKERS: tuple[str, ...] = (
     "rollback: acceptance criterion 4 — after a deploy and a rollback, files and behaviour equal "
     "the pre-deploy baseline",
     "capacity(ttft_s=2.0, itl_s=0.2, e2e_s=None, percentile=0.9, error_budget=0.01, "
-    "max_concurrency=16, max_seconds=180.0, output_tokens=32, min_capacity=1): capacity sweep "
+    "max_429_share=0.1, max_concurrency=16, max_seconds=180.0, output_tokens=32, min_capacity=1): capacity sweep "
     "(opt-in, `-m capacity`) — the most concurrent streams each host (and its alias through the "
     "proxy) serves within the SLO is at least `min_capacity`; JSON/CSV/HTML in the artifacts",
 )
@@ -85,6 +85,7 @@ class Capacity:
     e2e_s: float | None = None
     percentile: float = 0.9
     error_budget: float = 0.01
+    max_429_share: float = 0.1
     max_concurrency: int = 16
     max_seconds: float = 180.0
     output_tokens: int = 32
@@ -109,7 +110,8 @@ class Capacity:
         from vllmfleet.bench import SLO
 
         return SLO(ttft_s=self.ttft_s, itl_s=self.itl_s, e2e_s=self.e2e_s,
-                   percentile=self.percentile, error_budget=self.error_budget)
+                   percentile=self.percentile, error_budget=self.error_budget,
+                   max_429_share=self.max_429_share)
 
 
 @dataclass(frozen=True, kw_only=True)

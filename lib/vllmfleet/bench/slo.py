@@ -4,8 +4,10 @@
 same percentile, P90 by default; any of them may be off) and the error budget. A step
 *meets* the SLO when every target holds at the percentile over its successful requests and
 its errors (every failure but a 429) stay within the budget. 429s are counted apart: through
-the proxy a 429 with ``Retry-After`` is the limit working, so by default they do not fail a
-step (``max_429_share`` makes them); a 429 *without* ``Retry-After`` is an error.
+the proxy a 429 with ``Retry-After`` is the limit working, not a fault, so it does not spend
+the error budget; but a refused user was not served, so a step where more than
+``max_429_share`` (10 %) of the requests were refused misses, naming the proxy's limits as the
+reason (1.0 ignores 429s). A 429 *without* ``Retry-After`` is an error.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class SLO:
     e2e_s: float | None = None
     percentile: float = 0.9
     error_budget: float = 0.01  # share of requests that may fail (429s aside)
-    max_429_share: float = 1.0  # share of 429s (with Retry-After) a step may get
+    max_429_share: float = 0.1  # share of 429s (with Retry-After) a step may get
 
     def __post_init__(self) -> None:
         for name in ("ttft_s", "itl_s", "e2e_s"):
@@ -85,7 +87,7 @@ DEFAULTS: dict[str, float | None] = {"ttft_s": 2.0, "itl_s": 0.2, "e2e_s": None,
 
 
 def merged(given: dict[str, float | None], alias: AliasSLO | None, *,
-           error_budget: float = 0.01, max_429_share: float = 1.0) -> SLO:
+           error_budget: float = 0.01, max_429_share: float = 0.1) -> SLO:
     """The SLO from the command line (``given``: a value, ``0`` = no objective, absent =
     not given), else the alias's ``slo:`` in the inventory, else :data:`DEFAULTS`;
     ``percentile`` in percent (90)."""
@@ -143,5 +145,5 @@ def verdict(results: Sequence[Result], slo: SLO) -> tuple[dict[str, float | None
                         f"{slo.error_budget:.0%}")
     if n and limited / n > slo.max_429_share:
         problems.append(f"{limited} x 429 of {n} ({limited / n:.0%}) > allowed "
-                        f"{slo.max_429_share:.0%}")
+                        f"{slo.max_429_share:.0%}: the proxy's limits refuse users here")
     return values, problems

@@ -44,8 +44,8 @@ HELP = {
     "percentile": "the percentile the objectives hold at, 50-99 (default: the alias's slo:, "
                   "else 90)",
     "error_budget": "share of requests that may fail, 429s aside (default 0.01)",
-    "max_429": "share of 429s (with Retry-After) a step may get (default 1: they never fail "
-               "a step; through the proxy a 429 is the limit working)",
+    "max_429": "share of 429s (with Retry-After) a step may get (default 0.1; they never "
+               "spend the error budget; 1 = ignore them)",
     "max_concurrency": "highest concurrency to try (default 64)",
     "max_requests": "requests in all, at most (default 2000)",
     "max_seconds": "seconds in all, at most (default 300)",
@@ -84,7 +84,7 @@ def slo_of(o: Options, alias: Alias | None) -> SLO:
     try:
         return merged(given, alias.slo if alias is not None else None,
                       error_budget=_number("error_budget", o.get("error_budget"), 0.01) or 0.0,
-                      max_429_share=_number("max_429", o.get("max_429"), 1.0) or 0.0)
+                      max_429_share=_number("max_429", o.get("max_429"), 0.1) or 0.0)
     except ValueError as exc:
         raise Exit(f"error: SLO: {exc}", code=2) from None
 
