@@ -31,8 +31,9 @@ MARKERS: tuple[str, ...] = (
     "the pre-deploy baseline",
     "capacity(ttft_s=2.0, itl_s=0.2, e2e_s=None, percentile=0.9, error_budget=0.01, "
     "max_429_share=0.1, max_concurrency=16, max_seconds=180.0, output_tokens=32, "
-    "min_capacity=1): capacity sweep (opt-in, `-m capacity`) — the most concurrent streams each host (and its alias through the "
-    "proxy) serves within the SLO is at least `min_capacity`; JSON/CSV/HTML in the artifacts",
+    "min_capacity=1): capacity sweep (opt-in, `-m capacity`) — the most concurrent streams "
+    "each host (and its alias through the proxy) serves within the SLO is at least "
+    "`min_capacity`; JSON/CSV/HTML in the artifacts",
 )
 
 
