@@ -20,6 +20,7 @@ after every request (948 TCP connections for 948 requests). Here:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -156,10 +157,14 @@ class StreamSession:
         self.headers = headers
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=CONNECT_TIMEOUT_S)
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def session(self) -> aiohttp.ClientSession:
-        """The pooled session, made in the running loop on first use (aiohttp needs one)."""
-        if self._session is None or self._session.closed:
+        """The pooled session, made in the running loop on first use (aiohttp needs one);
+        a client used again from another loop (a second ``asyncio.run``) gets a new one."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._loop = loop
             # limit=0: no cap, so N concurrent streams hold N connections and never queue
             # in the pool; keep-alive returns each to the pool for the next request
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)

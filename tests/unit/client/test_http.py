@@ -204,3 +204,16 @@ def test_a_streamed_request_to_a_closed_port_is_a_connection_result() -> None:
             return await c.chat(model="m", messages=[], stream=True)
     r = asyncio.run(go())
     assert (r.status, r.status_class) == (0, "connection")
+
+
+def test_a_client_used_from_two_event_loops_streams_in_both() -> None:
+    client = FleetClient("http://127.0.0.1:9")
+
+    async def once() -> Result:
+        async with InstantServer(tokens=2) as server:
+            client._streams.base_url = server.url  # same client, a new server per loop
+            result = await client.chat(model="m", messages=[], stream=True)
+            return result
+
+    first, second = asyncio.run(once()), asyncio.run(once())
+    assert first.ok and second.ok, (first.error, second.error)
