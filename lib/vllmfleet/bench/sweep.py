@@ -10,6 +10,8 @@ until the step's requests are done) through a ``run_step(concurrency, requests)`
    second than the one before (< ``1 + SATURATION_GAIN``) while its TTFT P50 climbs
    (x ``SATURATION_TTFT``), i.e. more users only queue; or when the time
    (``max_seconds``) or request (``max_requests``) budget would be exceeded by the next step.
+   A step still running when the time is up (plus ``OVERRUN_SHARE`` of it) is cut off and
+   not counted: the time bound holds even when a step takes far longer than guessed.
 
 The answer is :attr:`Sweep.capacity`: the highest concurrency that met the SLO (0 when not
 even ``start`` did), with the reason the sweep stopped.
@@ -17,6 +19,7 @@ even ``start`` did), with the reason the sweep stopped.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +33,9 @@ from vllmfleet.client.load import LoadRun, Stats
 SATURATION_GAIN = 0.10
 #: … while its TTFT P50 grew at least this many times.
 SATURATION_TTFT = 1.5
+
+#: How far past ``max_seconds`` a running step may go before it is cut off.
+OVERRUN_SHARE = 0.1
 
 RunStep = Callable[[int, int], Awaitable[LoadRun]]
 Say = Callable[[str], None]
@@ -191,7 +197,13 @@ async def sweep(run_step: RunStep, *, slo: SLO, bounds: Bounds,
         n = bounds.requests_for(concurrency, slo)
         tell(f"step {len(result.steps) + 1} ({phase}): concurrency {concurrency}, "
              f"{n} requests")
-        run = await run_step(concurrency, n)
+        left = bounds.max_seconds * (1 + OVERRUN_SHARE) - (time.monotonic() - started)
+        try:
+            run = await asyncio.wait_for(run_step(concurrency, n), timeout=max(left, 0.0))
+        except TimeoutError:
+            raise _OutOfTime(f"time budget: the step at concurrency {concurrency} was cut off "
+                             f"at {time.monotonic() - started:.0f} s (max_seconds="
+                             f"{bounds.max_seconds:g}); it is not counted") from None
         values, problems = verdict(run.results, slo)
         done = Step(concurrency=concurrency, run=run, values=values, problems=problems,
                     phase=phase)
@@ -199,6 +211,31 @@ async def sweep(run_step: RunStep, *, slo: SLO, bounds: Bounds,
         tell(line(done, slo))
         return done
 
+    try:
+        await _ramp(result, bounds, step, budget_left)
+    except _OutOfTime as exc:
+        result.stop_reason = str(exc)
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+def line(step: Step, slo: SLO) -> str:
+    """One step in a progress line."""
+    values = ", ".join(f"{m} {slo.label} {v * 1000:.0f} ms"
+                       for m, v in step.values.items() if v is not None)
+    verdict_text = "meets the SLO" if step.meets else "MISSES: " + "; ".join(step.problems)
+    extra = f", {step.rate_limited} x 429" if step.rate_limited else ""
+    return (f"  concurrency {step.concurrency}: {step.ok}/{step.requests} ok{extra}, "
+            f"{step.throughput:.2f} req/s, {values} — {verdict_text}")
+
+
+class _OutOfTime(Exception):
+    """A step ran past the time budget (internal: ends the sweep)."""
+
+
+async def _ramp(result: Sweep, bounds: Bounds, step: Callable[[int, str], Awaitable[Step]],
+                budget_left: Callable[[int], str | None]) -> None:
+    """Doubling, then bisecting (see the module docstring); sets ``result.stop_reason``."""
     best, worst = 0, None
     concurrency, previous = bounds.start, None
     while True:  # doubling
@@ -229,15 +266,3 @@ async def sweep(run_step: RunStep, *, slo: SLO, bounds: Bounds,
     if not result.stop_reason:
         result.stop_reason = ("concurrency 1 misses the SLO" if best == 0 and worst is not None
                               else f"bisected between {best} (meets) and {worst} (misses)")
-    result.wall_s = time.monotonic() - started
-    return result
-
-
-def line(step: Step, slo: SLO) -> str:
-    """One step in a progress line."""
-    values = ", ".join(f"{m} {slo.label} {v * 1000:.0f} ms"
-                       for m, v in step.values.items() if v is not None)
-    verdict_text = "meets the SLO" if step.meets else "MISSES: " + "; ".join(step.problems)
-    extra = f", {step.rate_limited} x 429" if step.rate_limited else ""
-    return (f"  concurrency {step.concurrency}: {step.ok}/{step.requests} ok{extra}, "
-            f"{step.throughput:.2f} req/s, {values} — {verdict_text}")

@@ -103,3 +103,18 @@ def test_bad_slo_values_name_the_field(kw: dict[str, Any], message: str) -> None
 def test_bad_bounds_name_the_field(kw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Bounds(**kw)
+
+
+def test_a_step_that_outruns_the_time_budget_is_cut_off(
+        backend: Callable[..., Any]) -> None:
+    fast = backend(slots=64, ttft_s=0.001, itl_s=0.0001)  # steps guessed to be quick
+
+    async def hangs_at_two(concurrency: int, count: int) -> Any:
+        if concurrency >= 2:
+            await asyncio.Event().wait()  # a fleet that stopped answering
+        return await fast(concurrency, count)
+
+    result = _sweep(hangs_at_two, max_seconds=0.3)
+    assert [s.concurrency for s in result.steps] == [1]  # the cut-off step is not counted
+    assert result.capacity == 1 and not result.exact
+    assert result.stop_reason.startswith("time budget: the step at concurrency 2 was cut off")
