@@ -19,7 +19,7 @@ from html import escape
 from typing import Any
 
 W, H = 560, 260
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 40
+LEFT, RIGHT, TOP, BOTTOM = 64, 40, 28, 40
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:20px} .answer{font-size:18px;margin:12px 0}
@@ -70,9 +70,11 @@ def _capacity(capacity: int, xs: list[int], top: float) -> str:
     if capacity < 1:
         return ""
     x = _x(capacity, min(xs), max(xs))
+    # the label to the left of the line when the line is near the right edge
+    text_x, anchor = (x - 4, "end") if x > W - RIGHT - 80 else (x + 4, "start")
     return (f'<line class="capacity" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{H - BOTTOM}">'
-            f'<title>capacity: {capacity}</title></line><text x="{x + 4:.1f}" y="{TOP + 10}">'
-            f"capacity {capacity}</text>")
+            f'<title>capacity: {capacity}</title></line><text x="{text_x:.1f}" y="{TOP + 10}" '
+            f'text-anchor="{anchor}">capacity {capacity}</text>')
 
 
 def line_plot(plot_id: str, title: str, steps: list[dict[str, Any]], metric: str,
@@ -96,7 +98,7 @@ def line_plot(plot_id: str, title: str, steps: list[dict[str, Any]], metric: str
         y = _y(limit * 1000, top)
         out.append(f'<line class="slo" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}">'
                    f"<title>SLO {limit * 1000:.0f} ms</title></line>"
-                   f'<text x="{W - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">SLO '
+                   f'<text x="{LEFT + 4}" y="{y - 4:.1f}">SLO '
                    f"{limit * 1000:.0f} ms</text>")
     out.append(_capacity(capacity, xs, top))
     return "\n".join([*out, "</svg>"])
