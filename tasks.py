@@ -6,14 +6,15 @@ from pathlib import Path
 
 from invoke.collection import Collection
 
-from vllmfleet.tasks import backups, checks, deploy, fit, fleet, health, logs, rollback
+from vllmfleet.tasks import backups, bench, checks, deploy, fit, fleet, health, logs, rollback
 from vllmfleet.tasks.settings import config_defaults
 
 ROOT = Path(__file__).parent
 # deploy.<host>, rollback.<host>, logs.<host>: one per host of the inventory (none when the
 # inventory does not load; `inv validate` says why)
 HOSTS = deploy.hosts_at_import(ROOT)
-VLLM_HOSTS = fit.vllm_hosts_at_import(ROOT)  # fit.<host>: the vLLM hosts only
+# fit.<host>, bench.<host>: the vLLM hosts only
+VLLM_HOSTS = deploy.hosts_at_import(ROOT, vllm_only=True)
 
 ns = Collection()
 ns.add_task(checks.validate)
@@ -26,6 +27,7 @@ ns.add_collection(fit.collection(VLLM_HOSTS))
 ns.add_collection(Collection.from_module(backups))
 ns.add_task(health.health)
 ns.add_collection(logs.collection(HOSTS))
+ns.add_collection(bench.collection(VLLM_HOSTS))
 # every vllmfleet.* setting's default (paths relative to this folder, so `inv` works from any
 # folder of the checkout); invoke.yaml, INVOKE_VLLMFLEET_* and `inv -f` override them
 ns.configure({"vllmfleet": config_defaults(ROOT)})

@@ -11,7 +11,6 @@ master key from the environment variable the inventory names.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 
 from pytest_vllmfleet.settings import Mode, Target
 from vllmfleet.client import FleetClient
+from vllmfleet.client.loop import new_event_loop
 from vllmfleet.client.prompts import PromptBuilder
 from vllmfleet.errors import FleetError
 from vllmfleet.inventory import VLLM, Alias, Endpoints, Inventory, endpoints_of
@@ -114,7 +114,7 @@ class Fleet:
         self.endpoints = endpoints
         self.timeout_s = timeout_s
         self._stop = stop
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()  # uvloop's where installed
         self._clients: dict[tuple[str, int], FleetClient] = {}
         self._prompts: dict[str, PromptBuilder] = {}
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-SUITES: tuple[str, ...] = ("context_limit", "burst", "rejection", "rollback")
+SUITES: tuple[str, ...] = ("context_limit", "burst", "rejection", "rollback", "capacity")
 
 MARKERS: tuple[str, ...] = (
     "context_limit(fraction=0.75, samples=10): acceptance criterion 1 — the configured context "
@@ -29,6 +29,11 @@ MARKERS: tuple[str, ...] = (
     "over max_output (proxy) are refused with a 4xx naming the limit, never a 5xx",
     "rollback: acceptance criterion 4 — after a deploy and a rollback, files and behaviour equal "
     "the pre-deploy baseline",
+    "capacity(ttft_s=2.0, itl_s=0.2, e2e_s=None, percentile=0.9, error_budget=0.01, "
+    "max_429_share=0.1, max_concurrency=16, max_seconds=180.0, output_tokens=32, "
+    "min_capacity=1): capacity sweep (opt-in, `-m capacity`) — the most concurrent streams "
+    "each host (and its alias through the proxy) serves within the SLO is at least "
+    "`min_capacity`; JSON/CSV/HTML in the artifacts",
 )
 
 
@@ -73,12 +78,51 @@ class Burst:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Capacity:
+    """Arguments of ``@pytest.mark.capacity`` (the SLO itself is checked by vllmfleet.bench)."""
+
+    ttft_s: float | None = 2.0
+    itl_s: float | None = 0.2
+    e2e_s: float | None = None
+    percentile: float = 0.9
+    error_budget: float = 0.01
+    max_429_share: float = 0.1
+    max_concurrency: int = 16
+    max_seconds: float = 180.0
+    output_tokens: int = 32
+    min_capacity: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrency", "output_tokens", "min_capacity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise MarkerError(f"{name}={value!r}: give a whole number of at least 1")
+        if isinstance(self.max_seconds, bool) or not isinstance(self.max_seconds, (int, float)) \
+                or not self.max_seconds > 0:
+            raise MarkerError(f"max_seconds={self.max_seconds!r}: give a positive number of "
+                              "seconds, e.g. 180")
+        try:
+            self.slo()
+        except ValueError as exc:
+            raise MarkerError(str(exc)) from None
+
+    def slo(self) -> Any:
+        """The :class:`vllmfleet.bench.SLO` these arguments set."""
+        from vllmfleet.bench import SLO
+
+        return SLO(ttft_s=self.ttft_s, itl_s=self.itl_s, e2e_s=self.e2e_s,
+                   percentile=self.percentile, error_budget=self.error_budget,
+                   max_429_share=self.max_429_share)
+
+
+@dataclass(frozen=True, kw_only=True)
 class NoArguments:
     """Markers that take no arguments (``rejection``, ``rollback``)."""
 
 
 SPECS: dict[str, type[Any]] = {"context_limit": ContextLimit, "burst": Burst,
-                               "rejection": NoArguments, "rollback": NoArguments}
+                               "rejection": NoArguments, "rollback": NoArguments,
+                               "capacity": Capacity}
 T = TypeVar("T")
 
 

@@ -308,6 +308,18 @@ def burst_settings(request: pytest.FixtureRequest) -> markers.Burst:
     return markers.settings_of(request.node, "burst", markers.Burst)
 
 
+@pytest.fixture
+def capacity_settings(request: pytest.FixtureRequest) -> markers.Capacity:
+    """The test's ``capacity`` marker arguments (defaults when unmarked)."""
+    return markers.settings_of(request.node, "capacity", markers.Capacity)
+
+
+@pytest.fixture
+def fleet_artifacts(request: pytest.FixtureRequest) -> Path:
+    """The folder the session's reports go to (``--artifacts-dir``)."""
+    return state_of(request.config).settings.artifacts_dir
+
+
 _BENCHMARK_OPTIONS = ("benchmark_save", "benchmark_autosave", "benchmark_compare",
                       "benchmark_json")
 

@@ -14,6 +14,7 @@ def test_markers_are_registered_with_their_signatures(pytester: pytest.Pytester)
         "@pytest.mark.burst(concurrency=5, max_errors=1): acceptance criterion 2*",
         "@pytest.mark.rejection: acceptance criterion 3*",
         "@pytest.mark.rollback: acceptance criterion 4*",
+        "@pytest.mark.capacity(ttft_s=2.0, itl_s=0.2, e2e_s=None, *): capacity sweep*",
     ])
 
 
@@ -33,8 +34,13 @@ def test_marker_arguments_reach_the_settings_fixtures(pytester: pytest.Pytester)
         @pytest.mark.context_limit(samples=20)
         def test_context(context_limit_settings):
             assert (context_limit_settings.fraction, context_limit_settings.samples) == (0.75, 20)
+
+        @pytest.mark.capacity(ttft_s=0.5, itl_s=None, max_concurrency=4)
+        def test_capacity(capacity_settings):
+            slo = capacity_settings.slo()
+            assert (slo.ttft_s, slo.itl_s, capacity_settings.max_concurrency) == (0.5, None, 4)
     """)
-    pytester.runpytest_subprocess().assert_outcomes(passed=3)
+    pytester.runpytest_subprocess().assert_outcomes(passed=4)
 
 
 @pytest.mark.parametrize(("marker", "message"), [
@@ -46,6 +52,11 @@ def test_marker_arguments_reach_the_settings_fixtures(pytester: pytest.Pytester)
                                  "at least 10; a P90 needs 10 samples*"),
     ("rejection(strict=True)", "@pytest.mark.rejection: unknown argument 'strict' (accepted: "
                                "no arguments)"),
+    ("capacity(ttft=1)", "@pytest.mark.capacity: unknown argument 'ttft'; did you mean "
+                         "'ttft_s'?*"),
+    ("capacity(ttft_s=0)", "@pytest.mark.capacity: ttft_s=0: give a positive number of seconds*"),
+    ("capacity(max_concurrency=0)", "@pytest.mark.capacity: max_concurrency=0: give a whole "
+                                    "number of at least 1"),
 ])
 def test_bad_marker_arguments_stop_the_run_and_name_the_test(
         pytester: pytest.Pytester, marker: str, message: str) -> None:

@@ -51,6 +51,11 @@ def test_the_suites_pass_on_the_local_fleet_and_write_reports(
     assert all(t["latency_s"]["p90"] is not None for t in ctx)
     bursts = [t for t in summary["tests"] if t["suite"] == "burst"]
     assert all(t["peak_running"] == 1 for t in bursts)  # armitage runs one at a time
+    # streamed answers: ITL and TPOT next to latency and TTFT, and the client's own overhead
+    assert all(t["itl_s"]["samples"] > 0 and t["tpot_s"]["p50"] is not None for t in ctx)
+    assert all(t["client_overhead"]["work_s"]["samples"] == 10 for t in ctx)
+    assert all(t["client_overhead"]["loop_lag_s"]["samples"] > 0 for t in bursts)
+    assert all(r["tpot"] and r["client_s"] for r in context)
     # pytest-benchmark kept the context latencies for a later --benchmark-compare
     saved = json.loads(next((project / ".benchmarks").rglob("0001_*.json")).read_text())
     rounds = {b["name"]: b["stats"]["rounds"] for b in saved["benchmarks"]}

@@ -7,11 +7,14 @@ The suites add every request they make to one :class:`Report` (a group per test)
   ``rejection_test_results.csv``): one row per request. The first columns are those of the
   fleet's old test scripts (``test_id, request_id, model, max_input_tokens, success, latency,
   status_code, prompt_tokens, completion_tokens, total_tokens, error``), then ``host,
-  target, ttft, status_class, retry_after``. Times are in seconds; an empty cell means
-  "not measured" (no answer, no streamed token, no header).
+  target, ttft, status_class, retry_after, tpot, itl_mean, client_s`` (TPOT and the mean
+  inter-token gap of a streamed answer; ``client_s``: the client's own work on it). Times are
+  in seconds; an empty cell means "not measured" (no answer, no streamed token, no header).
 - ``acceptance_summary.json``: per test, the sample counts, P50/P90/P99 (``null`` where
-  the samples cannot support the percentile, see :mod:`vllmfleet.client.load`), outcomes and the
-  peak running/waiting requests seen in the backend's metrics.
+  the samples cannot support the percentile, see :mod:`vllmfleet.client.load`) of latency,
+  TTFT, ITL and TPOT, outcomes, the peak running/waiting requests seen in the backend's
+  metrics, and the client's overhead: its work per request, its event loop's lag while the
+  test ran, and ``client_bound``: the figures (ttft, itl) that lag is not small next to.
 
 :meth:`Report.table` is the same summary as text, for the end of a pytest run.
 """
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vllmfleet.client.load import LoadRun, ResultStats
+from vllmfleet.client.load import LoadRun, ResultStats, Stats, client_bound
 from vllmfleet.tables import table
 
 if TYPE_CHECKING:  # the client (httpx) is not needed to summarise results
@@ -34,7 +37,7 @@ if TYPE_CHECKING:  # the client (httpx) is not needed to summarise results
 CSV_COLUMNS: tuple[str, ...] = (
     "test_id", "request_id", "model", "max_input_tokens", "success", "latency", "status_code",
     "prompt_tokens", "completion_tokens", "total_tokens", "error",
-    "host", "target", "ttft", "status_class", "retry_after",
+    "host", "target", "ttft", "status_class", "retry_after", "tpot", "itl_mean", "client_s",
 )
 SUMMARY_FILE = "acceptance_summary.json"
 
@@ -57,6 +60,11 @@ class Group(ResultStats):
     results: list[Result] = field(default_factory=list)
     peak_running: float | None = None
     peak_waiting: float | None = None
+    loop_lag_s: list[float] = field(default_factory=list)
+
+    @property
+    def loop_lag(self) -> Stats:
+        return Stats.of(self.loop_lag_s)
 
     def rows(self) -> list[dict[str, Any]]:
         return [_row(self, i, r) for i, r in enumerate(self.results, start=1)]
@@ -70,7 +78,11 @@ class Group(ResultStats):
             "requests": len(self.results), "ok": sum(r.ok for r in self.results),
             "outcomes": dict(sorted(self.outcomes.items())),
             "latency_s": self.latency.as_dict(), "ttft_s": self.ttft.as_dict(),
+            "itl_s": self.itl.as_dict(), "tpot_s": self.tpot.as_dict(),
             "peak_running": self.peak_running, "peak_waiting": self.peak_waiting,
+            "client_overhead": {"work_s": self.client_work.as_dict(),
+                                "loop_lag_s": self.loop_lag.as_dict(),
+                                "client_bound": client_bound(self, self.loop_lag)},
         }
 
 
@@ -90,6 +102,10 @@ def _row(group: Group, i: int, r: Result) -> dict[str, Any]:
         "total_tokens": opt(r.total_tokens), "error": r.error,
         "host": group.host, "target": group.target, "ttft": _num(r.ttft_s),
         "status_class": r.status_class, "retry_after": _num(r.retry_after, 1),
+        "tpot": _num(r.tpot_s),
+        "itl_mean": _num(sum(r.inter_token_s) / len(r.inter_token_s)
+                         if r.inter_token_s else None),
+        "client_s": _num(r.client_s, 6),
     }
 
 
@@ -107,6 +123,7 @@ class Report:
                       max_input_tokens=max_input_tokens, label=label, results=list(results))
         if run is not None:
             group.peak_running, group.peak_waiting = run.peak_running, run.peak_waiting
+            group.loop_lag_s = list(run.loop_lag_s)
         self.groups.append(group)
         return group
 
@@ -140,23 +157,35 @@ class Report:
     def table(self) -> str:
         """The summary as an aligned text table (times in milliseconds)."""
         head = ("suite", "sent", "host", "target", "model", "2xx/n", "p50", "p90", "p99",
-                "ttft p50", "peak run/wait", "outcomes")
+                "ttft p50", "itl p50", "tpot p50", "client", "peak run/wait", "outcomes")
         rows: list[tuple[str, ...]] = []
         for g in self.groups:
-            lat, ttft = g.latency, g.ttft
+            lat, ttft, lag = g.latency, g.ttft, g.loop_lag
             peaks = "" if g.peak_running is None and g.peak_waiting is None else \
                 f"{_peak(g.peak_running)}/{_peak(g.peak_waiting)}"
             rows.append((g.suite, g.label, g.host, g.target, g.model,
                          f"{sum(r.ok for r in g.results)}/{len(g.results)}",
-                         _ms(lat.p50), _ms(lat.p90), _ms(lat.p99), _ms(ttft.p50), peaks,
+                         _ms(lat.p50), _ms(lat.p90), _ms(lat.p99), _ms(ttft.p50),
+                         _ms(g.itl.p50, 1), _ms(g.tpot.p50, 1), _client(g, lag), peaks,
                          ", ".join(f"{n} x {k}" for k, n in sorted(g.outcomes.items()))))
         lines = table(rows, header=head)
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(lines)
 
 
-def _ms(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
+def _ms(seconds: float | None, digits: int = 0) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.{digits}f} ms"
+
+
+def _client(group: Group, lag: Stats) -> str:
+    """The client's work P50 and loop lag P90 (max below 10 samples); ``!`` marks a run
+    whose figures the client bounds (see :func:`vllmfleet.client.load.client_bound`)."""
+    work = group.client_work
+    if work.samples == 0 and lag.samples == 0:
+        return "—"
+    worst = lag.p90 if lag.p90 is not None else lag.max
+    mark = " !" if client_bound(group, lag) else ""
+    return f"{_ms(work.p50, 1)}/{_ms(worst, 1)}{mark}"
 
 
 def _peak(value: float | None) -> str:

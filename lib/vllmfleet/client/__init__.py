@@ -3,6 +3,9 @@ a concurrent load runner with percentiles.
 
 =========  ========================================================================================
 http       :class:`FleetClient` (chat with SSE, tokenize, models, metrics) and :class:`Result`
+stream     the streamed path on aiohttp: pooled session, SSE validation, client-own timing
+instant    :class:`InstantServer`: a zero-latency local endpoint (tests, client overhead)
+loop       the event loop the clients run on (uvloop where installed)
 prompts    :class:`PromptBuilder`: prompts of exactly N tokens, counted by the server's /tokenize
 load       :func:`run_requests` (bounded concurrency), :class:`Stats` and P50/P90/P99
 =========  ========================================================================================

@@ -1,99 +1,37 @@
 """An OpenAI-compatible async client for vLLM servers and the LiteLLM proxy.
 
-Built on httpx. Every call returns a :class:`Result` instead of raising for HTTP errors,
-timeouts or refused connections, because callers (the demo, health checks, the acceptance
-suites) classify outcomes rather than stop at the first one. Streaming requests measure
-time to first token and inter-token latency; a stream only succeeds when it ends with
-``[DONE]`` or a finish_reason: an error event (``data: {"error": …}``, sent by LiteLLM and vLLM
-when the engine dies mid-answer) gives that error's code (500 when it has none), and a cut-off
-or malformed stream gives :data:`INCOMPLETE_STREAM_STATUS` (502), with the reason in ``error``.
-``retry_429`` makes the client wait and retry 429 answers, honouring ``Retry-After``
-(through tenacity); it is off by default so tests see the proxy's answer as it is.
+Streamed chat completions go over aiohttp (:mod:`vllmfleet.client.stream`: one pooled
+session, one TCP connection per concurrent stream); the small calls (health, models,
+metrics, tokenize, non-streamed chat) over httpx. Every call returns a :class:`Result`
+instead of raising for HTTP errors, timeouts or refused connections, because callers (the
+demo, health checks, the acceptance suites) classify outcomes rather than stop at the first
+one. Streaming requests measure time to first token and inter-token latency; a stream only
+succeeds when it ends with ``[DONE]`` or a finish_reason: an error event (``data: {"error":
+…}``, sent by LiteLLM and vLLM when the engine dies mid-answer) gives that error's code (500
+when it has none), and a cut-off or malformed stream gives :data:`INCOMPLETE_STREAM_STATUS`
+(502), with the reason in ``error``. ``retry_429`` makes the client wait and retry 429
+answers, honouring ``Retry-After`` (through tenacity); it is off by default so tests see the
+proxy's answer as it is.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
-StatusClass = Literal["2xx", "429", "4xx", "5xx", "timeout", "connection"]
+from vllmfleet.client.result import INCOMPLETE_STREAM_STATUS, Result, StatusClass, error_message
+from vllmfleet.client.stream import StreamSession, retry_after_value
 
-#: The status given to a streamed answer that began with 200 but then broke: cut off without
-#: ``[DONE]`` or a finish_reason, or an event that is not JSON. The server failed part-way,
-#: so it counts as a 5xx (502, "bad gateway": the answer we got was not a valid one).
-INCOMPLETE_STREAM_STATUS = 502
-
-
-@dataclass(frozen=True, kw_only=True)
-class Result:
-    """One request's outcome, as a person reading a report wants it."""
-
-    status: int  # HTTP status; 0 when no answer came (timeout, connection refused)
-    latency_s: float
-    model: str = ""
-    text: str = ""
-    error: str = ""
-    ttft_s: float | None = None
-    inter_token_s: list[float] = field(default_factory=list)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-    retry_after: float | None = None
-    attempts: int = 1
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def total_tokens(self) -> int | None:
-        if self.prompt_tokens is None or self.completion_tokens is None:
-            return None
-        return self.prompt_tokens + self.completion_tokens
-
-    @property
-    def status_class(self) -> StatusClass:
-        if self.status == 0:
-            return "timeout" if self.timed_out else "connection"
-        if self.status == 429:
-            return "429"
-        return "2xx" if self.ok else ("5xx" if self.status >= 500 else "4xx")
-
+__all__ = ["INCOMPLETE_STREAM_STATUS", "FleetClient", "Result", "StatusClass", "error_message",
+           "parse_metrics", "retry_after_seconds"]
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
     """``Retry-After`` in seconds (delta-seconds form; HTTP dates are not used by our stack)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def error_message(body: str) -> str:
-    """The human message of an OpenAI-style error body (nested or flat), else the body."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.strip()[:500]
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict) and "message" in err:
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-        if "detail" in data:
-            return str(data["detail"])
-    return body.strip()[:500]
+    return retry_after_value(headers.get("retry-after"))
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -131,6 +69,7 @@ class FleetClient:
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers,
                                        timeout=httpx.Timeout(timeout_s, connect=10.0),
                                        transport=transport)
+        self._streams = StreamSession(self.base_url, headers=headers, timeout_s=timeout_s)
 
     async def __aenter__(self) -> FleetClient:
         return self
@@ -140,6 +79,7 @@ class FleetClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     # -- simple endpoints -------------------------------------------------------------
     async def get(self, path: str) -> httpx.Response:
@@ -216,7 +156,7 @@ class FleetClient:
         model = str(body.get("model", ""))
         try:
             if stream:
-                return await self._stream(path, body, start)
+                return await self._streams.post(path, body, start)
             response = await self._http.post(path, json=body)
         except httpx.TimeoutException as exc:
             return Result(status=0, latency_s=time.perf_counter() - start, model=model,
@@ -237,87 +177,3 @@ class FleetClient:
                       text=text, prompt_tokens=usage.get("prompt_tokens"),
                       completion_tokens=usage.get("completion_tokens"),
                       finish_reason=choice.get("finish_reason"), ttft_s=latency)
-
-    async def _stream(self, path: str, body: dict[str, Any], start: float) -> Result:
-        model = str(body.get("model", ""))
-        async with self._http.stream("POST", path, json=body) as response:
-            if response.status_code != 200:
-                text = (await response.aread()).decode(errors="replace")
-                return Result(status=response.status_code,
-                              latency_s=time.perf_counter() - start, model=model,
-                              error=error_message(text),
-                              retry_after=retry_after_seconds(response.headers))
-            return await self._read_events(response, model, start)
-
-    async def _read_events(self, response: httpx.Response, model: str,
-                           start: float) -> Result:
-        """Collect an SSE body; an error event, a malformed event or a cut-off stream fails."""
-        parts: list[str] = []
-        ttft: float | None = None
-        gaps: list[float] = []
-        last = start
-        usage: dict[str, Any] = {}
-        finish: str | None = None
-        done = False
-
-        def failed(status: int, error: str) -> Result:
-            return Result(status=status, latency_s=time.perf_counter() - start, model=model,
-                          text="".join(parts), ttft_s=ttft, inter_token_s=gaps, error=error,
-                          finish_reason=finish)
-
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                done = True
-                break
-            try:
-                chunk = json.loads(payload)
-            except ValueError as exc:
-                return failed(INCOMPLETE_STREAM_STATUS,
-                              f"malformed stream event ({exc}): {payload[:200]!r}")
-            if not isinstance(chunk, dict):
-                return failed(INCOMPLETE_STREAM_STATUS,
-                              f"malformed stream event (not an object): {payload[:200]!r}")
-            if chunk.get("error") is not None or chunk.get("object") == "error":
-                status, message = _error_event(chunk)
-                return failed(status, message)
-            model = str(chunk.get("model", model))
-            usage = chunk.get("usage") or usage
-            for choice in chunk.get("choices") or []:
-                delta = (choice.get("delta") or {}).get("content") or choice.get("text")
-                finish = choice.get("finish_reason") or finish
-                if delta:
-                    now = time.perf_counter()
-                    if ttft is None:
-                        ttft = now - start
-                    else:
-                        gaps.append(now - last)
-                    last = now
-                    parts.append(delta)
-        if not done and finish is None:
-            return failed(INCOMPLETE_STREAM_STATUS,
-                          f"incomplete stream: it ended after {len(parts)} content events "
-                          "without [DONE] or a finish_reason (the server stopped mid-answer)")
-        return Result(status=200, latency_s=time.perf_counter() - start, model=model,
-                      text="".join(parts), ttft_s=ttft, inter_token_s=gaps,
-                      prompt_tokens=usage.get("prompt_tokens"),
-                      completion_tokens=usage.get("completion_tokens"), finish_reason=finish)
-
-
-def _error_event(chunk: dict[str, Any]) -> tuple[int, str]:
-    """(status, message) of an SSE error event, nested ``{"error": {…}}`` or flat.
-
-    The status is the event's ``code`` when it is an HTTP error code (LiteLLM sends it as a
-    string), else 500: the request failed on the server after the 200 header was sent.
-    """
-    err = chunk.get("error", chunk)
-    info = err if isinstance(err, dict) else {"message": err}
-    try:
-        code = int(info.get("code"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        code = 500
-    status = code if 400 <= code <= 599 else 500
-    message = str(info.get("message") or json.dumps(chunk)[:500])
-    return status, f"error in stream: {message}"

@@ -11,9 +11,16 @@ is ``None``, because a "P90" of three samples is the maximum under another name.
 Retry-After``, ``5xx`` …) and :func:`burst_problems` applies acceptance criterion 2:
 at most ``max_errors`` requests not completed, no 5xx, every 429 carrying Retry-After.
 
-The runner takes any ``send(i) -> Awaitable[Result]``; the fixtures pass an httpx-based
-:class:`~vllmfleet.client.FleetClient`, which is right for tens of concurrent requests (it
-slows down well before it could saturate a large fleet).
+Besides end-to-end latency and TTFT, :class:`ResultStats` gives inter-token latency (ITL:
+every gap between streamed content events, pooled) and time per output token (TPOT, per
+request: (latency - TTFT) / (tokens - 1)), as ``vllm bench serve`` defines them
+(vllm/benchmarks/serve.py, vLLM 0.32.0), and the client's own figures: its work per request
+(``Result.client_s``) and the event loop's lag, sampled while the requests run. The lag is
+how late the client may notice a token that has arrived: when it is not small next to TTFT
+and ITL, the client, not the fleet, bounds those figures (:func:`client_bound`).
+
+The runner takes any ``send(i) -> Awaitable[Result]``; the fixtures pass a
+:class:`~vllmfleet.client.FleetClient` (streams on one pooled aiohttp session).
 """
 
 from __future__ import annotations
@@ -113,6 +120,20 @@ class ResultStats:
         return Stats.of([r.ttft_s for r in self.results if r.ok and r.ttft_s is not None])
 
     @property
+    def itl(self) -> Stats:
+        """Inter-token latency: every gap between content events of successful streams."""
+        return Stats.of([gap for r in self.results if r.ok for gap in r.inter_token_s])
+
+    @property
+    def tpot(self) -> Stats:
+        return Stats.of([t for r in self.results if (t := r.tpot_s) is not None])
+
+    @property
+    def client_work(self) -> Stats:
+        """The client's own work per request (building it, parsing the stream)."""
+        return Stats.of([r.client_s for r in self.results if r.client_s is not None])
+
+    @property
     def outcomes(self) -> Counter[str]:
         return Counter(outcome(r) for r in self.results)
 
@@ -130,6 +151,35 @@ class LoadRun(ResultStats):
     peak_running: float | None = None
     peak_waiting: float | None = None
     metrics_errors: list[str] = field(default_factory=list)
+    #: how late the event loop ran a timer, sampled while the requests ran (seconds)
+    loop_lag_s: list[float] = field(default_factory=list)
+
+    @property
+    def loop_lag(self) -> Stats:
+        return Stats.of(self.loop_lag_s)
+
+
+#: The client bounds a figure when its loop lag (P90) is at least this share of it.
+CLIENT_BOUND_SHARE = 0.1
+
+
+def client_bound(stats: ResultStats, lag: Stats) -> list[str]:
+    """Which figures (``ttft``, ``itl``) the client's own delay is not small next to: its
+    loop lag P90 (the max with fewer samples) is >= 10 % of the figure's P50."""
+    worst = lag.p90 if lag.p90 is not None else lag.max
+    if worst is None:
+        return []
+    return [name for name, s in (("ttft", stats.ttft), ("itl", stats.itl))
+            if s.p50 is not None and worst >= CLIENT_BOUND_SHARE * s.p50]
+
+
+async def _sample_lag(run: LoadRun, done: asyncio.Event, interval_s: float) -> None:
+    """Record how much later than asked the loop wakes this task, until ``done``."""
+    loop = asyncio.get_running_loop()
+    while not done.is_set():
+        asked = loop.time()
+        await asyncio.sleep(interval_s)
+        run.loop_lag_s.append(max(loop.time() - asked - interval_s, 0.0))
 
 
 def burst_problems(results: Sequence[Result], *, max_errors: int) -> list[str]:
@@ -172,33 +222,43 @@ async def _sample_metrics(read: ReadMetrics, run: LoadRun, done: asyncio.Event,
 
 async def run_requests(send: Send, *, count: int, concurrency: int,
                        metrics: ReadMetrics | None = None,
-                       metrics_interval_s: float = 0.05) -> LoadRun:
+                       metrics_interval_s: float = 0.05,
+                       lag_interval_s: float | None = 0.01) -> LoadRun:
     """Send ``count`` requests, at most ``concurrency`` at once; results in request order.
 
     ``send(i)`` makes request ``i`` and must return a :class:`Result` (FleetClient never
     raises for HTTP outcomes). With ``metrics``, the backend's /metrics is sampled until
-    the last request ends, and once more after it.
+    the last request ends, and once more after it. Every ``lag_interval_s`` (None: never)
+    the event loop's lag is sampled into ``LoadRun.loop_lag_s``.
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    gate = asyncio.Semaphore(concurrency)
     run = LoadRun(results=[], wall_s=0.0)
+    results: list[Result | None] = [None] * count
+    next_index = 0
 
-    async def one(i: int) -> Result:
-        async with gate:
-            return await send(i)
+    async def worker() -> None:  # N workers, not ``count`` tasks behind a semaphore: cheaper
+        nonlocal next_index
+        while next_index < count:
+            i, next_index = next_index, next_index + 1
+            results[i] = await send(i)
 
     done = asyncio.Event()
     sampler = (asyncio.create_task(_sample_metrics(metrics, run, done, metrics_interval_s))
                if metrics is not None else None)
+    lag = (asyncio.create_task(_sample_lag(run, done, lag_interval_s))
+           if lag_interval_s is not None else None)
     start = time.perf_counter()
     try:
-        run.results = list(await asyncio.gather(*(one(i) for i in range(count))))
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+        run.results = [r for r in results if r is not None]
     finally:
         run.wall_s = time.perf_counter() - start
         done.set()
         if sampler is not None:
             await sampler
+        if lag is not None:
+            await lag
     return run

@@ -137,6 +137,21 @@ class Proxy:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SLO:
+    """An alias's latency targets for capacity sweeps (``inv bench.*``, ``-m capacity``);
+    each is optional, the command line beats them."""
+
+    ttft_s: float | None = spec(default=None, gt=0, help="seconds to the first token",
+                                example="2.0")
+    itl_s: float | None = spec(default=None, gt=0, help="seconds between tokens",
+                               example="0.2")
+    e2e_s: float | None = spec(default=None, gt=0, help="seconds for the whole answer",
+                               example="30")
+    percentile: float | None = spec(default=None, ge=50, le=99,
+                                    help="the percentile they hold at, 50 to 99", example="90")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Alias:
     """A model name clients use at the proxy, with the limits the proxy enforces."""
 
@@ -156,6 +171,7 @@ class Alias:
     queue_depth: int = spec(default=0, ge=0, help="the requests allowed to wait at the backend",
                             example="4")
     on_max_output: Literal["reject", "clamp"] = "reject"
+    slo: SLO | None = None
 
     @property
     def names(self) -> list[str]:

@@ -125,9 +125,9 @@ def host_task(name: str) -> Task[Any]:
                                        "force_unlock": _UNLOCK})
 
 
-def hosts_at_import(root: Path) -> list[str]:
-    """The inventory's host names when ``tasks.py`` (in folder ``root``) is imported, or [] if
-    it cannot load.
+def hosts_at_import(root: Path, *, vllm_only: bool = False) -> list[str]:
+    """The inventory's host names (with ``vllm_only``: the hosts that run vLLM) when
+    ``tasks.py`` (in folder ``root``) is imported, or [] if it cannot load.
 
     The inventory is the one a task would use: the ``inventory`` setting as invoke loads it
     (``INVOKE_VLLMFLEET_INVENTORY``, ``inv -f FILE``, ``root``/invoke.yaml, ~/.invoke.yaml …).
@@ -136,7 +136,8 @@ def hosts_at_import(root: Path) -> list[str]:
     """
     try:
         config = project_config(root, runtime_path=cli_runtime_path())
-        return list(load(inventory_of(config)).hosts)
+        inventory = load(inventory_of(config))
+        return list(inventory.vllm_hosts if vllm_only else inventory.hosts)
     except (Exit, FleetError, OSError, ValueError, yaml.YAMLError, AmbiguousEnvVar,
             UncastableEnvVar, UnknownFileType):  # invoke reports a broken config file itself
         return []

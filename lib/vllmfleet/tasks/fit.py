@@ -11,7 +11,6 @@ kept) and deploys the fitted config.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
@@ -19,10 +18,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from vllmfleet.inventory import load
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, per_host, user_errors
-from vllmfleet.tasks.deploy import access, finish, hosts_at_import, options, say
-from vllmfleet.tasks.settings import cli_runtime_path, inventory_of, project_config
+from vllmfleet.tasks.deploy import access, finish, options, say
 
 _HELP = {
     "inventory": INVENTORY_HELP,
@@ -66,15 +63,6 @@ def host_task(name: str) -> Task[Any]:
     body.__doc__ = (f"Find {name}'s largest max_model_len that starts and pin it "
                     "(--apply writes the inventory and deploys).")
     return Task(body, name=name, help=_HELP)
-
-
-def vllm_hosts_at_import(root: Path) -> list[str]:
-    """The inventory's vLLM hosts when ``tasks.py`` is imported ([] if it cannot load; see
-    :func:`vllmfleet.tasks.deploy.hosts_at_import`)."""
-    if not hosts_at_import(root):
-        return []
-    config = project_config(root, runtime_path=cli_runtime_path())
-    return list(load(inventory_of(config)).vllm_hosts)
 
 
 def collection(hosts: Sequence[str]) -> Collection:

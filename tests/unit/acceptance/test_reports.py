@@ -19,7 +19,8 @@ OLD_COLUMNS = ["test_id", "request_id", "model", "max_input_tokens", "success", 
 def _report() -> Report:
     report = Report()
     ok = [Result(status=200, latency_s=0.1 * (i + 1), ttft_s=0.05, prompt_tokens=10500,
-                 completion_tokens=16, model="llama31-8b-wintermute") for i in range(10)]
+                 completion_tokens=16, model="llama31-8b-wintermute",
+                 inter_token_s=[0.002 * (i + 1)] * 15, client_s=0.0001) for i in range(10)]
     report.add(suite="context", test_id="t::ctx[wintermute-direct]", host="wintermute",
                target="direct", model="llama31-8b-wintermute", results=ok,
                max_input_tokens=14000, label="10500 tok")
@@ -27,7 +28,8 @@ def _report() -> Report:
                                                        retry_after=12.0, error="rate limit")]
     report.add(suite="burst", test_id="t::burst[armitage-proxy]", host="armitage",
                target="proxy", model="qwen2.5-7b-armitage", results=burst, label="2 at once",
-               run=LoadRun(results=burst, wall_s=0.3, peak_running=1.0, peak_waiting=1.0))
+               run=LoadRun(results=burst, wall_s=0.3, peak_running=1.0, peak_waiting=1.0,
+                           loop_lag_s=[0.001] * 9 + [0.2]))
     return report
 
 
@@ -40,11 +42,15 @@ def test_csv_per_suite_keeps_the_old_columns_first(tmp_path: Path) -> None:
     assert list(rows[0])[:len(OLD_COLUMNS)] == OLD_COLUMNS
     assert list(rows[0]) == list(CSV_COLUMNS)
     assert list(rows[0])[len(OLD_COLUMNS):] == ["host", "target", "ttft", "status_class",
-                                                 "retry_after"]
+                                                 "retry_after", "tpot", "itl_mean",
+                                                 "client_s"]
     first = rows[0]
     assert (first["request_id"], first["success"], first["latency"], first["total_tokens"],
             first["max_input_tokens"], first["status_class"]) == (
         "1", "True", "0.1000", "10516", "14000", "2xx")
+    # TPOT = (latency - TTFT) / (tokens - 1) = 0.05 / 15; ITL: the mean gap
+    assert (first["tpot"], first["itl_mean"], first["client_s"]) == ("0.0033", "0.0020",
+                                                                     "0.000100")
     assert len(rows) == 10
 
 
@@ -69,6 +75,14 @@ def test_json_summary_has_percentiles_and_sample_counts(tmp_path: Path) -> None:
     assert burst["outcomes"] == {"200": 1, "429 with Retry-After": 1}
     assert (burst["peak_running"], burst["peak_waiting"]) == (1.0, 1.0)
     assert burst["latency_s"]["samples"] == 1  # failures are counted, not timed
+    assert ctx["itl_s"]["samples"] == 150 and ctx["itl_s"]["p99"] is not None
+    assert ctx["itl_s"]["p50"] == pytest.approx(0.011)
+    assert ctx["tpot_s"]["samples"] == 10
+    assert ctx["client_overhead"]["work_s"]["p50"] == pytest.approx(0.0001)
+    # the burst's loop lag (P90 ~ 20 ms) is large next to nothing measured: no TTFT there
+    assert burst["client_overhead"]["loop_lag_s"]["samples"] == 10
+    assert burst["client_overhead"]["client_bound"] == []
+    assert ctx["client_overhead"]["client_bound"] == []  # no loop lag measured there
 
 
 def test_terminal_table_lists_each_test() -> None:
@@ -78,3 +92,18 @@ def test_terminal_table_lists_each_test() -> None:
     assert "10/10" in context and "550 ms" in context
     burst = next(line for line in lines if line.startswith("burst"))
     assert "1/2" in burst and "1/1" in burst and "1 x 429 with Retry-After" in burst
+    assert lines[0].split()[11:16] == ["itl", "p50", "tpot", "p50", "client"]
+    assert "11.0 ms" in context and "3.3 ms" in context  # ITL p50, TPOT p50
+
+
+def test_a_client_whose_loop_lags_marks_the_figures_it_bounds(tmp_path: Path) -> None:
+    fast = [Result(status=200, latency_s=0.02, ttft_s=0.01, completion_tokens=3,
+                   inter_token_s=[0.005, 0.005]) for _ in range(10)]
+    report = Report()
+    report.add(suite="burst", test_id="t", host="h", target="direct", model="m",
+               results=fast, run=LoadRun(results=fast, wall_s=1, loop_lag_s=[0.004] * 10))
+    report.write(tmp_path)
+    test = json.loads((tmp_path / SUMMARY_FILE).read_text())["tests"][0]
+    assert test["client_overhead"]["client_bound"] == ["ttft", "itl"]
+    row = report.table().splitlines()[2]
+    assert "0.1 ms/4.0 ms !" not in row and "—/4.0 ms !" in row  # no work measured; lag 4 ms

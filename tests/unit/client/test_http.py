@@ -1,4 +1,5 @@
-"""FleetClient against scripted HTTP answers (httpx.MockTransport): outcomes and retries."""
+"""FleetClient against scripted HTTP answers: outcomes and retries (httpx.MockTransport for the
+httpx calls), streams against a real local socket (InstantServer, aiohttp path)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from vllmfleet.client import INCOMPLETE_STREAM_STATUS, FleetClient, Result, parse_metrics
+from vllmfleet.client.instant import InstantServer
 
 
 def _client(handler: object, **kw: object) -> FleetClient:
@@ -107,12 +109,11 @@ def test_streaming_measures_ttft_and_collects_usage() -> None:
                                                          "completion_tokens": 3}})
     sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
 
-    async def go() -> None:
-        async with _client(lambda r: httpx.Response(200, text=sse)) as c:
-            r = await c.chat(model="m", messages=[], stream=True)
-        assert (r.text, r.finish_reason, r.completion_tokens) == ("a b c", "length", 3)
-        assert r.ttft_s is not None and len(r.inter_token_s) == 2
-    asyncio.run(go())
+    r = _stream_result(sse)
+    assert (r.text, r.finish_reason, r.completion_tokens) == ("a b c", "length", 3)
+    assert r.ttft_s is not None and len(r.inter_token_s) == 2
+    assert r.tpot_s is not None and r.tpot_s <= r.latency_s - r.ttft_s
+    assert r.client_s is not None and 0 < r.client_s < r.latency_s
 
 
 def test_parse_metrics_sums_label_sets() -> None:
@@ -130,7 +131,7 @@ def _sse(*events: object) -> str:
 
 def _stream_result(sse: str) -> Result:
     async def go() -> Result:
-        async with _client(lambda r: httpx.Response(200, text=sse)) as c:
+        async with InstantServer(sse=sse.encode()) as server, FleetClient(server.url) as c:
             return await c.chat(model="m", messages=[], stream=True)
     return asyncio.run(go())
 
@@ -169,3 +170,50 @@ def test_a_malformed_stream_event_is_a_failed_result_not_an_exception() -> None:
     r = _stream_result(_sse(_WORD, "{not json", "[DONE]"))
     assert (r.ok, r.status_class) == (False, "5xx")
     assert "malformed stream event" in r.error and "{not json" in r.error
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_one_connection_per_concurrent_stream_not_per_request(concurrency: int) -> None:
+    """Streams are read to the end of their body, so keep-alive gives each connection back
+    to the pool: 5 rounds of ``concurrency`` streams open ``concurrency`` connections."""
+    async def go() -> tuple[int, int, list[Result]]:
+        async with InstantServer(tokens=4, end_delay_s=0.02) as server, \
+                FleetClient(server.url) as c:
+            results: list[Result] = []
+            for _ in range(5):
+                results += await asyncio.gather(*(
+                    c.chat(model="m", messages=[], stream=True) for _ in range(concurrency)))
+            return server.connections, server.requests, results
+    connections, requests, results = asyncio.run(go())
+    assert all(r.ok and r.completion_tokens == 4 for r in results)
+    assert (requests, connections) == (5 * concurrency, concurrency)
+
+
+def test_a_streamed_refusal_keeps_status_message_and_retry_after() -> None:
+    async def go() -> Result:
+        async with InstantServer(status=429) as server, FleetClient(server.url) as c:
+            return await c.chat(model="m", messages=[], stream=True)
+    r = asyncio.run(go())
+    assert (r.status_class, r.retry_after, r.error) == ("429", 1.0,
+                                                        "instant server answers 429")
+
+
+def test_a_streamed_request_to_a_closed_port_is_a_connection_result() -> None:
+    async def go() -> Result:
+        async with FleetClient("http://127.0.0.1:1", timeout_s=2) as c:
+            return await c.chat(model="m", messages=[], stream=True)
+    r = asyncio.run(go())
+    assert (r.status, r.status_class) == (0, "connection")
+
+
+def test_a_client_used_from_two_event_loops_streams_in_both() -> None:
+    client = FleetClient("http://127.0.0.1:9")
+
+    async def once() -> Result:
+        async with InstantServer(tokens=2) as server:
+            client._streams.base_url = server.url  # same client, a new server per loop
+            result = await client.chat(model="m", messages=[], stream=True)
+            return result
+
+    first, second = asyncio.run(once()), asyncio.run(once())
+    assert first.ok and second.ok, (first.error, second.error)

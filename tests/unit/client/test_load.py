@@ -135,3 +135,30 @@ def test_load_run_statistics_count_only_successes() -> None:
     assert run.ttft.samples == 1
     assert run.outcomes == {"200": 1, "5xx": 1}
     assert run.errors == 1
+
+
+def test_itl_pools_gaps_and_tpot_follows_vllm_bench() -> None:
+    run = LoadRun(results=[
+        _r(latency=1.0, ttft_s=0.2, completion_tokens=5, inter_token_s=[0.2] * 4),
+        _r(latency=0.5, ttft_s=0.1, completion_tokens=None, inter_token_s=[0.1, 0.3]),
+        _r(latency=0.3, ttft_s=0.3, completion_tokens=1),  # one token: no TPOT
+        _r(500, latency=2.0, ttft_s=0.1, inter_token_s=[5.0]),  # failed: not counted
+    ], wall_s=1.0)
+    assert run.itl.samples == 6 and run.itl.max == pytest.approx(0.3)
+    # (1.0 - 0.2) / (5 - 1); without usage the content events count: (0.5 - 0.1) / (3 - 1)
+    assert run.tpot.samples == 2
+    assert (run.tpot.min, run.tpot.max) == (pytest.approx(0.2), pytest.approx(0.2))
+
+
+def test_runner_samples_the_loop_lag_a_blocking_client_causes() -> None:
+    import time
+
+    async def send(i: int) -> Result:
+        await asyncio.sleep(0.02)
+        time.sleep(0.05)  # a client that hogs the loop: every timestamp is late meanwhile
+        return _r()
+
+    run = asyncio.run(run_requests(send, count=3, concurrency=1))
+    assert run.loop_lag.max is not None and run.loop_lag.max >= 0.03
+    quiet = asyncio.run(run_requests(send, count=1, concurrency=1, lag_interval_s=None))
+    assert quiet.loop_lag_s == []
