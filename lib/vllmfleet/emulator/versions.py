@@ -29,39 +29,30 @@ max_tokens below 1 is "max_tokens must be at least 1, got M.". Error bodies are 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Era = Literal["reject-sum", "reject-max-tokens", "clamp"]
+from vllmfleet.vllm.versions import Era, VllmFacts, facts_for, parse_version
+
+__all__ = ["COMPLETIONS_DEFAULT_MAX_TOKENS", "Budget", "Era", "LengthError", "VersionRules",
+           "parse_version", "resolve_max_tokens"]
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
-_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[.+-]?[0-9A-Za-z.+-]*)?")
-
-
-def parse_version(text: str) -> tuple[int, int, int]:
-    """``"0.11.0"`` → ``(0, 11, 0)``; raises ValueError naming the accepted form."""
-    match = _VERSION.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"vLLM version {text!r} is not of the form MAJOR.MINOR[.PATCH], "
-                         "e.g. 0.11.0")
-    major, minor, patch = match.groups()
-    return int(major), int(minor), int(patch or 0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class VersionRules:
-    """The behaviours of one emulated vLLM version."""
+    """The behaviours of one emulated vLLM version (from :mod:`vllmfleet.vllm.versions`)."""
 
     version: str
     era: Era
     nested_errors: bool
+    facts: VllmFacts
 
     @classmethod
     def of(cls, version: str) -> VersionRules:
-        key = parse_version(version)
-        era: Era = ("reject-sum" if key < (0, 10) else
-                    "reject-max-tokens" if key < (0, 32) else "clamp")
-        return cls(version=version, era=era, nested_errors=key >= (0, 10))
+        facts = facts_for(parse_version(version))
+        return cls(version=version, era=facts.era, nested_errors=facts.nested_errors,
+                   facts=facts)
 
     def error_body(self, message: str, *, type_: str = "BadRequestError",
                    code: int = 400, param: str | None = None) -> dict[str, Any]:
@@ -69,9 +60,27 @@ class VersionRules:
         info = {"message": message, "type": type_, "param": param, "code": code}
         return {"error": info} if self.nested_errors else {"object": "error", **info}
 
+    def invalid(self, message: str, *, param: str, value: Any) -> tuple[str, str | None]:
+        """A ``VLLMValidationError``'s message and ``param`` for this version: 0.32 appends
+        " (parameter=X, value=V)" and names the parameter; older versions raised a plain
+        ValueError (no suffix, param null)."""
+        if not self.facts.validation_suffix:
+            return message, None
+        extras = [f"parameter={param}"] + ([] if value is None else [f"value={value}"])
+        return f"{message} ({', '.join(extras)})", param
+
 
 class LengthError(ValueError):
-    """A request that vLLM rejects with 400 for its length; the message is vLLM's."""
+    """A request that vLLM rejects with 400 for its length; the message is vLLM's.
+
+    ``param``/``value``: what 0.32's ``VLLMValidationError`` names (see
+    :meth:`VersionRules.invalid`); None where vLLM names nothing."""
+
+    def __init__(self, message: str, *, param: str | None = None,
+                 value: object = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.value = value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +96,8 @@ def resolve_max_tokens(rules: VersionRules, *, prompt_tokens: int, requested: in
     """Apply the length rules of ``rules`` to one request; raise :class:`LengthError`."""
     p, m, limit = prompt_tokens, requested, max_model_len
     if m is not None and m < 1:
-        raise LengthError(f"max_tokens must be at least 1, got {m}.")
+        raise LengthError(f"max_tokens must be at least 1, got {m}.", param="max_tokens",
+                          value=m)
     if m is None and not chat:
         m = COMPLETIONS_DEFAULT_MAX_TOKENS
     if rules.era == "clamp":
