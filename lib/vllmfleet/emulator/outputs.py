@@ -30,10 +30,12 @@ def _entry(token: str, logprob: float) -> dict[str, Any]:
 
 
 def chat_logprobs(pieces: list[str], top: int) -> dict[str, Any]:
-    """A chat choice's ``logprobs`` for generated ``pieces`` with ``top`` alternatives."""
+    """A chat choice's ``logprobs``: per token, ``top`` entries, the chosen token first
+    (as a real 0.32.0 run lists them)."""
     return {"content": [
         {**_entry(piece, _CHOSEN_LOGPROB),
-         "top_logprobs": [_entry(t, lp) for t, lp in _alternatives(piece, top)]}
+         "top_logprobs": ([_entry(piece, _CHOSEN_LOGPROB)] if top > 0 else [])
+         + [_entry(t, lp) for t, lp in _alternatives(piece, top - 1)]}
         for piece in pieces]}
 
 
@@ -45,7 +47,9 @@ def completion_logprobs(pieces: list[str], top: int, *, offset: int = 0) -> dict
         at += len(piece)
     return {"text_offset": offsets, "token_logprobs": [_CHOSEN_LOGPROB] * len(pieces),
             "tokens": list(pieces),
-            "top_logprobs": [dict(_alternatives(piece, top)) for piece in pieces]}
+            # the chosen token and the top N (N + 1 entries when it is not among them)
+            "top_logprobs": [{piece: _CHOSEN_LOGPROB, **dict(_alternatives(piece, top))}
+                             for piece in pieces]}
 
 
 def chat_choice(index: int, pieces: list[str], reason: str,

@@ -49,6 +49,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
     """The JSON object of a request body."""
     try:
         data = json.loads(body)
+    except json.JSONDecodeError as exc:  # 0.32.0: pydantic's json_invalid at the position
+        raise _invalid(str(exc.pos), "JSON decode error", {}, kind="json_invalid") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(f"JSON decode error: {exc}") from None
     if not isinstance(data, dict):
@@ -155,12 +157,18 @@ class Generate:
     min_tokens: int
     n: int = 1
     logprobs: int | None = None  # top-N alternatives per token; None: no logprobs
+    max_tokens_field: str = "max_tokens"
 
 
-def _max_tokens(data: dict[str, Any]) -> int | None:
-    """``max_completion_tokens`` wins over ``max_tokens``, as in vLLM's chat protocol
-    (``self.max_completion_tokens or self.max_tokens``: a 0 falls through)."""
-    return opt_int(data, "max_completion_tokens") or opt_int(data, "max_tokens")
+def _max_tokens(data: dict[str, Any], *, chat: bool) -> tuple[int | None, str]:
+    """The output limit and the field it came from: in chat, ``max_completion_tokens``
+    wins over ``max_tokens`` when given (a real 0.32.0 run: ``max_completion_tokens: 0``
+    with ``max_tokens: 3`` is refused as "max_tokens must be at least 1, got 0");
+    completions have no ``max_completion_tokens``."""
+    completion = opt_int(data, "max_completion_tokens") if chat else None
+    if completion is not None:
+        return completion, "max_completion_tokens"
+    return opt_int(data, "max_tokens"), "max_tokens"
 
 
 def _logprobs(data: dict[str, Any], *, chat: bool) -> int | None:
@@ -197,25 +205,31 @@ def generate_options(data: dict[str, Any], *, chat: bool = True) -> Generate:
     if logprobs is not None and logprobs < 0 and logprobs != -1:
         raise ApiError(f"logprobs must be non-negative or -1, got {logprobs}.",
                        param="logprobs", value=logprobs)
-    return Generate(model=opt_str(data, "model"), max_tokens=_max_tokens(data), stream=stream,
+    max_tokens, field = _max_tokens(data, chat=chat)
+    return Generate(model=opt_str(data, "model"), max_tokens=max_tokens, stream=stream,
                     include_usage=include_usage, ignore_eos=opt_bool(data, "ignore_eos", False),
-                    min_tokens=opt_int(data, "min_tokens", ge=0) or 0, n=n, logprobs=logprobs)
+                    min_tokens=opt_int(data, "min_tokens", ge=0) or 0, n=n, logprobs=logprobs,
+                    max_tokens_field=field)
 
 
 def messages_of(data: dict[str, Any]) -> list[Any]:
     messages = data.get("messages")
     if messages is None:
         raise _invalid("messages", "Field required")
-    if not isinstance(messages, list) or not messages:
-        raise _invalid("messages", "Input should be a non-empty list of messages", messages)
+    if not isinstance(messages, list):
+        raise _invalid("messages", "Input should be a valid list", messages, kind="list_type")
+    if not messages:  # 0.32.0's renderer, after the schema accepted the empty list
+        raise ApiError("Cannot apply chat template to an empty conversation. Provide at "
+                       "least one message.")
     return messages
 
 
 def prompt_of(data: dict[str, Any]) -> str | list[int]:
     """A completions prompt: a string or a list of token ids (or a list of one of them)."""
     prompt = data.get("prompt")
-    if prompt is None:
-        raise _invalid("prompt", "Field required")
+    if prompt is None or prompt in ("", []):  # 0.32.0: the renderer's check, not the schema's
+        raise ApiError("Either prompt or prompt_embeds must be provided and non-empty.",
+                       param="prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         prompt = prompt[0]
     if isinstance(prompt, str):

@@ -212,7 +212,8 @@ class OpenAIApi:
         prompt = prompt_of(data)
         count = len(prompt) if isinstance(prompt, list) else len(
             tokenizer.encode(prompt, add_special_tokens=True))
-        seqs = self._sequences("cmpl", count, options, chat=False)
+        seqs = self._sequences("cmpl", count, options, chat=False,
+                               token_ids=isinstance(prompt, list))
         if options.stream:
             return StreamResponse(_CompletionStream(self, seqs, model, options).produce)
         results = await self._run_all(seqs)
@@ -244,7 +245,7 @@ class OpenAIApi:
         ids = self._chat_ids({"messages": messages})
         limit = opt_int(data, "max_output_tokens")
         options = Generate(model=model, max_tokens=limit, stream=False, include_usage=False,
-                           ignore_eos=False, min_tokens=0)
+                           ignore_eos=False, min_tokens=0, max_tokens_field="max_output_tokens")
         seq = self._sequences("resp", len(ids), options, chat=True)[0]
         pieces: list[str] = []
         reason = await self.engine.run(seq, _collect(pieces))
@@ -255,7 +256,7 @@ class OpenAIApi:
             "incomplete_details": {"reason": "max_output_tokens"} if reason == "length"
             else None,
             "output": [{"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant",
-                        "status": status, "content": [{"type": "output_text",
+                        "status": "completed", "content": [{"type": "output_text",
                                                        "text": "".join(pieces),
                                                        "annotations": [], "logprobs": None}]}],
             "usage": {"input_tokens": len(ids), "output_tokens": seq.generated,
@@ -271,12 +272,13 @@ class OpenAIApi:
         return list(await asyncio.gather(*(one(seq) for seq in seqs)))
 
     def _sequences(self, prefix: str, prompt_tokens: int, options: Generate, *,
-                   chat: bool) -> list[EngineSequence]:
+                   chat: bool, token_ids: bool = False) -> list[EngineSequence]:
         """The request's ``n`` sequences (vLLM schedules each choice as a sequence)."""
         try:
             budget = resolve_max_tokens(self.rules, prompt_tokens=prompt_tokens,
                                         requested=options.max_tokens,
-                                        max_model_len=self.settings.max_model_len, chat=chat)
+                                        max_model_len=self.settings.max_model_len, chat=chat,
+                                        field=options.max_tokens_field, token_ids=token_ids)
         except LengthError as exc:
             raise ApiError(str(exc), param=exc.param, value=exc.value) from None
         if self.engine.dead:

@@ -15,11 +15,14 @@ answers the second), not exact release notes:
     the input messages."; prompt + max_tokens > L → "'max_tokens' or 'max_completion_tokens'
     is too large: M. This model's maximum context length is L tokens and your request has P
     input tokens (M > L - P)."
-``clamp`` (0.32 and later)
-    prompt > L → "… your prompt contains P input tokens, which exceeds this limit even
-    without any output tokens …"; max_tokens > L → "max_tokens=M cannot be greater than
-    max_model_len=L …"; prompt + max_tokens > L → accepted, max_tokens clamped to L - P
-    (finish_reason "length"); prompt == L → "max_tokens must be at least 1, got 0".
+``clamp`` (0.32 and later; seen in a real 0.32.0 run)
+    prompt > L → "… your prompt contains at least L+1 input tokens, which exceeds this
+    limit even without any output tokens …" (a text prompt is tokenized only up to L+1
+    tokens; token ids are counted exactly); max_tokens > L → "max_tokens=M cannot be
+    greater than max_model_len=L …" (naming max_completion_tokens / max_output_tokens
+    when that field was given); prompt + max_tokens > L → accepted, max_tokens clamped to
+    L - P (finish_reason "length"); prompt == L → "max_tokens must be at least 1, got 0".
+    Each message ends with " (parameter=X, value=V)" and the body's ``param`` is X.
 
 In every era an omitted max_tokens means L - P for chat and 16 for completions, and a
 max_tokens below 1 is "max_tokens must be at least 1, got M.". Error bodies are nested,
@@ -92,8 +95,14 @@ class Budget:
 
 
 def resolve_max_tokens(rules: VersionRules, *, prompt_tokens: int, requested: int | None,
-                       max_model_len: int, chat: bool) -> Budget:
-    """Apply the length rules of ``rules`` to one request; raise :class:`LengthError`."""
+                       max_model_len: int, chat: bool, field: str = "max_tokens",
+                       token_ids: bool = False) -> Budget:
+    """Apply the length rules of ``rules`` to one request; raise :class:`LengthError`.
+
+    ``field``: the request field ``requested`` came from (0.32 names it when it is too
+    large: ``max_completion_tokens``, ``max_output_tokens``); ``token_ids``: the prompt
+    came as token ids (0.32 counts those exactly; a text prompt is tokenized only up to
+    L+1 tokens, so an over-long one is reported as "at least L+1")."""
     p, m, limit = prompt_tokens, requested, max_model_len
     if m is not None and m < 1:
         raise LengthError(f"max_tokens must be at least 1, got {m}.", param="max_tokens",
@@ -101,7 +110,7 @@ def resolve_max_tokens(rules: VersionRules, *, prompt_tokens: int, requested: in
     if m is None and not chat:
         m = COMPLETIONS_DEFAULT_MAX_TOKENS
     if rules.era == "clamp":
-        return _clamp(p, m, limit)
+        return _clamp(p, m, limit, field=field, token_ids=token_ids)
     if rules.era == "reject-max-tokens":
         if p >= limit:
             raise LengthError(
@@ -131,19 +140,25 @@ def resolve_max_tokens(rules: VersionRules, *, prompt_tokens: int, requested: in
     return Budget(max_tokens=m, clamped=False)
 
 
-def _clamp(p: int, m: int | None, limit: int) -> Budget:
+def _clamp(p: int, m: int | None, limit: int, *, field: str, token_ids: bool) -> Budget:
+    """0.32.0 source: vllm/renderers/params.py (_token_len_check, the max_output_tokens
+    check) and vllm/entrypoints/serve/utils/api_utils.py (get_max_tokens)."""
     if p > limit:
+        shown = p if token_ids else limit + 1
+        qualifier = "at least " if shown == limit + 1 else ""
         raise LengthError(
             f"This model's maximum context length is {limit} tokens. However, your prompt "
-            f"contains {p} input tokens, which exceeds this limit even without any output "
-            "tokens. Please reduce the length of the input prompt.")
+            f"contains {qualifier}{shown} input tokens, which exceeds this limit even "
+            "without any output tokens. Please reduce the length of the input prompt.",
+            param="input_tokens", value=shown)
     if m is not None and m > limit:
         raise LengthError(
-            f"max_tokens={m} cannot be greater than max_model_len={limit}. Please request "
-            "fewer output tokens.")
+            f"{field}={m} cannot be greater than max_model_len={limit}. Please request "
+            "fewer output tokens.", param=field, value=m)
     room = limit - p
     if room < 1:
-        raise LengthError(f"max_tokens must be at least 1, got {room}.")
+        raise LengthError(f"max_tokens must be at least 1, got {room}.", param="max_tokens",
+                          value=room)
     if m is None:
         return Budget(max_tokens=room, clamped=False)
     return Budget(max_tokens=min(m, room), clamped=m > room)
