@@ -212,6 +212,20 @@ for _delta in (-1, 0, 1, 5):
     kind(f"chat, prompt of L{_delta:+d} tokens, default max_tokens")(_chat_len)
 
 
+@kind("completions, a text prompt of 100 x L characters")
+def _chars(s: Server) -> Facts:
+    text = "hello " * (s.max_model_len * 100 // 6)
+    return error_facts(cmpl(s, prompt=text), f"contains {len(text)} characters",
+                       f"upper bound for {s.max_model_len} input tokens")
+
+
+@kind("chat, a message of 100 x L characters")
+def _chat_chars(s: Server) -> Facts:
+    text = "hello " * (s.max_model_len * 100 // 6)
+    return error_facts(chat(s, messages=[{"role": "user", "content": text}]),
+                       f"upper bound for {s.max_model_len} input tokens")
+
+
 @kind("chat, prompt + max_tokens over L: clamped (or refused) at L-10 with 20")
 def _over(s: Server) -> Facts:
     n = s.max_model_len - 10

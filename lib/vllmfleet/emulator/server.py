@@ -177,6 +177,19 @@ class OpenAIApi:
         except tokenizer.UnknownTokenError as exc:
             raise ApiError(str(exc)) from None
 
+    def _check_chars(self, text_length: int) -> None:
+        """0.32's renderer refuses a text prompt longer than max_model_len x
+        max_chars_per_token characters before tokenizing it (vllm/renderers/params.py
+        ``_text_len_check``); older versions tokenize it all."""
+        limit = self.settings.max_model_len
+        bound = limit * tokenizer.MAX_CHARS_PER_TOKEN
+        if self.rules.era == "clamp" and text_length > bound:
+            raise ApiError(
+                f"This model's maximum context length is {limit} tokens. However, your "
+                f"prompt contains {text_length} characters (more than {bound} characters, "
+                f"which is the upper bound for {limit} input tokens). Please reduce the "
+                "length of the input prompt.", param="input_text", value=text_length)
+
     def _chat_ids(self, data: dict[str, Any]) -> list[int]:
         try:
             return tokenizer.chat_ids(
@@ -192,6 +205,7 @@ class OpenAIApi:
         options = generate_options(data, chat=True)
         model = self._check_model(options.model)
         ids = self._chat_ids(data)
+        self._check_chars(len(tokenizer.decode(ids)))
         seqs = self._sequences("chatcmpl", len(ids), options, chat=True)
         if options.stream:
             return StreamResponse(_ChatStream(self, seqs, model, options).produce)
@@ -210,6 +224,8 @@ class OpenAIApi:
         options = generate_options(data, chat=False)
         model = self._check_model(options.model)
         prompt = prompt_of(data)
+        if isinstance(prompt, str):
+            self._check_chars(len(prompt))
         count = len(prompt) if isinstance(prompt, list) else len(
             tokenizer.encode(prompt, add_special_tokens=True))
         seqs = self._sequences("cmpl", count, options, chat=False,
