@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vllmfleet.emulator import outputs, tokenizer
-from vllmfleet.emulator.engine import Engine, EngineDeadError, EngineSequence
+from vllmfleet.emulator.engine import Engine, EngineDeadError, EngineSequence, QueueFullError
 from vllmfleet.emulator.httpserver import Request, Response, StreamResponse, Write
 from vllmfleet.emulator.metrics import CONTENT_TYPE, Metrics
 from vllmfleet.emulator.protocol import (
@@ -299,6 +299,10 @@ class OpenAIApi:
             raise ApiError(str(exc), param=exc.param, value=exc.value) from None
         if self.engine.dead:
             raise EngineDeadError
+        try:
+            self.engine.check_queue(options.n)
+        except QueueFullError as exc:  # a GracefulHTTPError: its status phrase as the type
+            raise ApiError(str(exc), status=503, type_="Service Unavailable") from None
         request_id = f"{prefix}-{uuid.uuid4().hex}"
         seqs = [EngineSequence(request_id=request_id if options.n == 1 else
                                f"{request_id}-{index}",
