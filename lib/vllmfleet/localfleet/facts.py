@@ -13,10 +13,11 @@ from dataclasses import asdict
 
 from vllmfleet.emulator.config import ARCHITECTURE_FIELDS
 from vllmfleet.errors import LocalFleetError
-from vllmfleet.inventory import Inventory
+from vllmfleet.inventory import Host, Inventory
 from vllmfleet.inventory.plan import input_for
 from vllmfleet.render import flag_value
 from vllmfleet.vllm.kernels import weight_format
+from vllmfleet.vllm.versions import format_version, version_of_image
 
 
 def emulator_facts(inventory: Inventory, host_name: str, *,
@@ -44,4 +45,12 @@ def emulator_facts(inventory: Inventory, host_name: str, *,
     values = {**asdict(inp.architecture), "weights_gib": weights}
     for name in ARCHITECTURE_FIELDS:
         flags += [f"--emulator-{name.replace('_', '-')}", repr(values[name])]
-    return flags
+    return flags + version_flags(host)
+
+
+def version_flags(host: Host) -> list[str]:
+    """``--emulator-vllm-version`` of the version ``host``'s image pins (none when the tag
+    names no version: the emulator's default applies)."""
+    image = getattr(host.vllm, "image", None)
+    version = version_of_image(image) if image else None
+    return [] if version is None else ["--emulator-vllm-version", format_version(version)]

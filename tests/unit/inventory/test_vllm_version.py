@@ -74,3 +74,14 @@ def test_an_unknown_version_is_a_warning(image: str, says: str) -> None:
                 if p.path == "hosts.wintermute.vllm.image"]
     assert [p.severity for p in warnings] == ["warning"]
     assert says in warnings[0].message and warnings[0].fix
+
+
+def test_the_0_11_test_fleet_stays_valid_and_emulates_0_11() -> None:
+    from tests.conftest import ROOT
+    from vllmfleet.inventory import load
+    from vllmfleet.localfleet.facts import emulator_facts
+
+    old = load(ROOT / "tests" / "fleets" / "fleet-v0.11.yaml")
+    assert not old.warnings
+    flags = emulator_facts(old, "wintermute")
+    assert flags[flags.index("--emulator-vllm-version") + 1] == "0.11.0"
