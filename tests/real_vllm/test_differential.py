@@ -540,6 +540,13 @@ def _responses_over(s: Server) -> Facts:
     return error_facts(r, f"max_output_tokens={L + 1}", f"max_model_len={L}")
 
 
+@kind("responses, an unknown previous_response_id")
+def _responses_previous(s: Server) -> Facts:
+    r = s.post("/v1/responses", {"model": s.model, "input": "hello", "max_output_tokens": 4,
+                                 "previous_response_id": "resp_nope"})
+    return error_facts(r, "'resp_nope' not found", suffix=False)
+
+
 # concurrency beyond max_num_seqs: everything queues, nothing is refused (no queue bound)
 @kind("concurrency: max_num_seqs + 3 requests at once all finish")
 def _concurrency(s: Server) -> Facts:

@@ -244,7 +244,8 @@ class OpenAIApi:
     async def _responses(self, request: Request) -> Response:
         """A minimal /v1/responses: a string ``input`` (or a list of input messages), the
         ``max_output_tokens`` limit and ``usage`` as vLLM answers them (no streaming, no
-        tools, no stored state)."""
+        tools, no stored state: a ``previous_response_id`` is 404, as vLLM answers an id
+        it does not have)."""
         data = parse_json(request.body)
         model = self._check_model(opt_str(data, "model"))
         text = data.get("input")
@@ -258,6 +259,10 @@ class OpenAIApi:
         if opt_bool(data, "stream", False):
             raise ApiError("stream=true is not supported by the emulator's /v1/responses",
                            param="stream")
+        previous = opt_str(data, "previous_response_id")
+        if previous is not None:  # the emulator stores no responses (0.32.0: serving.py)
+            raise ApiError(f"Response with id '{previous}' not found.", status=404,
+                           type_="invalid_request_error", param="response_id")
         ids = self._chat_ids({"messages": messages})
         limit = opt_int(data, "max_output_tokens")
         options = Generate(model=model, max_tokens=limit, stream=False, include_usage=False,
