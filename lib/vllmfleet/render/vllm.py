@@ -76,9 +76,9 @@ def max_num_queued_reqs(inventory: Inventory, host: Host) -> int | None:
     """vLLM's ``--max-num-queued-reqs`` for ``host``: what its aliases let the proxy have in
     flight there (each alias's ``concurrency + queue_depth``, summed: a profile keeps its
     own counters): the proxy never sends more, and vLLM itself refuses anything beyond
-    (traffic that bypasses the proxy) with 503 at once instead of queueing it. None where the pinned version lacks the flag (0.29+, see
-    :data:`vllmfleet.vllm.versions.FACTS`), no alias uses the host, or ``extra_args``
-    already sets it."""
+    (traffic that bypasses the proxy) with 503 at once instead of queueing it. None where
+    the pinned version lacks the flag (0.29+, see :data:`vllmfleet.vllm.versions.FACTS`),
+    no alias uses the host, or ``extra_args`` already sets it."""
     assert host.vllm is not None
     version = version_of_image(host.vllm.image) if getattr(host.vllm, "image", None) else None
     aliases = inventory.aliases_of(host.name)

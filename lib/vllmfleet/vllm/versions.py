@@ -98,6 +98,7 @@ FACTS: Final[dict[str, Fact]] = {
     # QueueOverflowError (a GracefulHTTPError → 503) when waiting + running would exceed it.
     "--max-num-queued-reqs": Fact((0, 29, 0), "PR #49445 (merged 2026-08-31); " + _SRC32
                                   + "vllm/config/scheduler.py, vllm/v1/engine/async_llm.py"
+                                  + " (503 'Service Unavailable' in a real 0.32.0 run)"
                                   + "; first release not established (absent from 0.11.0)"),
     "--max-num-queued-tokens": Fact((0, 29, 0), "PR #49445 (merged 2026-08-31); " + _SRC32
                                     + "vllm/config/scheduler.py"
