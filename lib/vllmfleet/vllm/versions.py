@@ -85,10 +85,13 @@ FACTS: Final[dict[str, Fact]] = {
     "nested_errors": Fact((0, 10, 1), "PR #22099, released in v0.10.1; " + _SRC32
                           + "vllm/entrypoints/serve/engine/protocol.py (ErrorInfo)"),
     "v1_engine_default": Fact((0, 8, 0), "v0.8.0 release notes: V1 engine on by default"),
+    # CUDA graph memory estimated during profiling and taken out of the KV budget: PR
+    # #30515 (opt-in), on by default since v0.21.0 — vLLM's own words in 0.32.0's
+    # vllm/envs.py ("Enabled by default as of v0.21.0") and its start-up log (gpu_worker.py:
+    # "CUDA graph memory profiling is enabled (default since v0.21.0)").
     "cuda_graphs_in_kv_budget": Fact(
-        (0, 21, 0), "lead's planner note (issue 8); not re-verified here — 0.32.0 source: "
-        "vllm/v1/worker/gpu_model_runner.py profiles CUDA graph memory before the KV "
-        "budget" + _NOT_ESTABLISHED),
+        (0, 21, 0), _SRC32 + "vllm/envs.py VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS "
+        "('Enabled by default as of v0.21.0'), vllm/v1/worker/gpu_worker.py; PR #30515"),
     # --max-model-len auto / -1: PR #29431 (merged 2025-11); vllm-ascend PR #6181 follows it
     # at v0.14.0. 0.32.0 source: vllm/config/model.py (max_model_len ge=-1) and
     # vllm/v1/engine/core.py (auto-fit sync).
