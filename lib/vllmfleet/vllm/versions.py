@@ -84,7 +84,9 @@ FACTS: Final[dict[str, Fact]] = {
     # to 0.10.0); 0.32.0 source: vllm/entrypoints/serve/engine/protocol.py ErrorInfo.
     "nested_errors": Fact((0, 10, 1), "PR #22099, released in v0.10.1; " + _SRC32
                           + "vllm/entrypoints/serve/engine/protocol.py (ErrorInfo)"),
-    "v1_engine_default": Fact((0, 8, 0), "v0.8.0 release notes: V1 engine on by default"),
+    "v1_engine_default": Fact((0, 8, 0), "v0.8.0 release notes: \"We have now enabled V1 "
+                              "engine by default\" (PR #13726), quoted in vllm-project/"
+                              "vllm-ascend PR #557"),
     # CUDA graph memory estimated during profiling and taken out of the KV budget: PR
     # #30515 (opt-in), on by default since v0.21.0 — vLLM's own words in 0.32.0's
     # vllm/envs.py ("Enabled by default as of v0.21.0") and its start-up log (gpu_worker.py:
