@@ -1,9 +1,9 @@
 """What changes with the emulated vLLM version: length rules and the error body's shape.
 
 Three eras of vLLM's OpenAI server (``vllm/entrypoints/openai/serving_engine.py`` and,
-later, ``SamplingParams`` after the renderer clamps ``max_tokens``). The era boundaries
-are where the messages are seen in the field (0.9.x logs still show the first; 0.10/0.11
-answers the second), not exact release notes:
+later, ``SamplingParams`` after the renderer clamps ``max_tokens``). Which version is in
+which era, and the source of each boundary, is in :data:`vllmfleet.vllm.versions.FACTS`
+(the 0.32 rules are from its source and a real run; the 0.10/0.11 ones from field answers):
 
 ``reject-sum`` (before 0.10)
     prompt >= L with max_tokens omitted → "This model's maximum context length is L tokens.
@@ -26,7 +26,7 @@ answers the second), not exact release notes:
 
 In every era an omitted max_tokens means L - P for chat and 16 for completions, and a
 max_tokens below 1 is "max_tokens must be at least 1, got M.". Error bodies are nested,
-``{"error": {message, type, param, code}}``, from 0.10 on and flat
+``{"error": {message, type, param, code}}``, from 0.10.1 on and flat
 ``{"object": "error", message, type, param, code}`` before.
 """
 
