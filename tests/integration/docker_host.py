@@ -13,6 +13,7 @@ and a proxy host of platform ``local`` (the proxy runs on this machine, see
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+import vllmfleet
 from tests.conftest import REFERENCE, TEMPLATES
 from tests.integration import docker_shim
 from tests.integration.sshd import Sshd
@@ -56,8 +58,10 @@ class DockerShim:
 def install_shim(sshd: Sshd, shim: DockerShim) -> Path:
     """Install the shim as ``docker`` on the sshd sessions' PATH; return the script."""
     script = sshd.bin_dir / "docker"
-    script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} --state {shim.state} "
-                      '"$@"\n')
+    # the emulator under test (this checkout's), not whichever vllmfleet the venv installed
+    lib = Path(vllmfleet.__file__).resolve().parent.parent
+    script.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(lib))} exec {sys.executable} "
+                      f'{SHIM} --state {shim.state} "$@"\n')
     script.chmod(0o755)
     return script
 
