@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-num-queued-reqs", type=int, help="cap on running + waiting "
                    "requests; beyond it 503 (vLLM 0.29+)")
     v.add_argument("--max-num-queued-tokens", type=int, help=argparse.SUPPRESS)
-    v.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    v.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="default: the emulated version's (0.9; 0.92 in 0.32)")
     v.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, default="auto")
     v.add_argument("--quantization", "-q", choices=QUANTIZATIONS, default=None)
     v.add_argument("--tensor-parallel-size", "-tp", type=_positive(int), default=1)
@@ -269,6 +270,8 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
                              f"it; it exists from {format_version(FACTS[flag].since)})")
         if value is not None and value < 0:
             raise ValueError(f"argument {flag}: must be 0 or more, got {value}")
+    if ns.gpu_memory_utilization is None:
+        ns.gpu_memory_utilization = facts.default_gpu_memory_utilization
     if not 0 < ns.gpu_memory_utilization <= 1:
         raise ValueError(f"argument --gpu-memory-utilization: {ns.gpu_memory_utilization} "
                          "must be a fraction in (0, 1], e.g. 0.9")

@@ -160,3 +160,11 @@ def test_stream_with_n_interleaves_choices_and_ends_with_usage(emulator: Any) ->
                 if ch["finish_reason"]}
     assert finishes == {0: "length", 1: "length"}
     assert events[-2]["choices"] == [] and events[-2]["usage"]["completion_tokens"] == 6
+
+
+def test_the_default_gpu_memory_utilization_follows_the_version() -> None:
+    from vllmfleet.emulator import parse
+    base = ["--model", "m", "--max-model-len", "256"]
+    assert parse([*base, *V32]).gpu_memory_utilization == 0.92  # 0.32.0: config/cache.py
+    assert parse([*base, *V11]).gpu_memory_utilization == 0.9
+    assert parse([*base, *V32, "--gpu-memory-utilization", "0.5"]).gpu_memory_utilization == 0.5
