@@ -69,21 +69,25 @@ class Server:
         return [ids[-1]] * n
 
     def messages(self, n: int) -> list[dict[str, Any]]:
-        """Chat messages whose prompt is exactly ``n`` tokens by this server's /tokenize."""
+        """Chat messages whose prompt is exactly ``n`` tokens by this server's /tokenize:
+        ``k`` filler words, then short endings to close the last gap (a word may cost
+        several tokens in a small BPE vocabulary)."""
         if n not in self._chat_sizes:
-            def of(k: int) -> list[dict[str, Any]]:
-                return [{"role": "user", "content": ("hello " * k).strip()}]
-            base = self.count({"messages": of(0)})
-            per = self.count({"messages": of(10)}) - base
-            k = max(0, round((n - base) * 10 / max(per, 1)))
-            for _ in range(40):
-                got = self.count({"messages": of(k)})
-                if got == n:
-                    break
-                k += 1 if got < n else -1
-            else:
-                pytest.fail(f"{self.name}: no 'hello' prompt of exactly {n} tokens")
-            self._chat_sizes[n] = of(k)
+            def of(text: str) -> list[dict[str, Any]]:
+                return [{"role": "user", "content": text}]
+            base = self.count({"messages": of("")})
+            per = max(1, self.count({"messages": of("hello " * 9 + "hello")}) - base) / 10
+            k = max(0, int((n - base) / per))
+            while k > 0 and self.count({"messages": of(("hello " * k).strip())}) > n:
+                k -= 1
+            endings = ["", ".", " a", ",", " the", "!", " x", ". a", ", a", " a a"]
+            for words in range(k, max(-1, k - 8), -1):
+                for ending in endings:
+                    text = ("hello " * words).strip() + ending
+                    if self.count({"messages": of(text)}) == n:
+                        self._chat_sizes[n] = of(text)
+                        return self._chat_sizes[n]
+            pytest.fail(f"{self.name}: no chat prompt of exactly {n} tokens")
         return self._chat_sizes[n]
 
 
