@@ -70,23 +70,28 @@ class Server:
 
     def messages(self, n: int) -> list[dict[str, Any]]:
         """Chat messages whose prompt is exactly ``n`` tokens by this server's /tokenize:
-        ``k`` filler words, then short endings to close the last gap (a word may cost
-        several tokens in a small BPE vocabulary)."""
+        ``k`` filler words (the cheapest of a few in this tokenizer), then " a" pads to
+        close the last gap (a word may cost several tokens in a small BPE vocabulary)."""
         if n not in self._chat_sizes:
             def of(text: str) -> list[dict[str, Any]]:
                 return [{"role": "user", "content": text}]
-            base = self.count({"messages": of("")})
-            per = max(1, self.count({"messages": of("hello " * 9 + "hello")}) - base) / 10
-            k = max(0, int((n - base) / per))
-            while k > 0 and self.count({"messages": of(("hello " * k).strip())}) > n:
+
+            def size(word: str, k: int, pads: int = 0) -> int:
+                return self.count({"messages": of(" ".join([word] * k + ["a"] * pads))})
+            base = size("a", 0)
+            costs = {w: (size(w, 10) - base) / 10 for w in ("fleet", "hello", "the")}
+            word = min(costs, key=lambda w: costs[w])
+            k = max(0, int((n - base) / max(costs[word], 1)))
+            while k > 0 and size(word, k) > n:
                 k -= 1
-            endings = ["", ".", " a", ",", " the", "!", " x", ". a", ", a", " a a"]
-            for words in range(k, max(-1, k - 8), -1):
-                for ending in endings:
-                    text = ("hello " * words).strip() + ending
-                    if self.count({"messages": of(text)}) == n:
-                        self._chat_sizes[n] = of(text)
+            for words in range(k, max(-1, k - 4), -1):
+                for pads in range(8):
+                    got = size(word, words, pads)
+                    if got == n:
+                        self._chat_sizes[n] = of(" ".join([word] * words + ["a"] * pads))
                         return self._chat_sizes[n]
+                    if got > n:
+                        break
             pytest.fail(f"{self.name}: no chat prompt of exactly {n} tokens")
         return self._chat_sizes[n]
 
