@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vllmfleet.emulator import outputs, tokenizer
+from vllmfleet.emulator import outputs, streams, tokenizer
 from vllmfleet.emulator.engine import Engine, EngineDeadError, EngineSequence, QueueFullError
-from vllmfleet.emulator.httpserver import Request, Response, StreamResponse, Write
+from vllmfleet.emulator.httpserver import Request, Response, StreamResponse
 from vllmfleet.emulator.metrics import CONTENT_TYPE, Metrics
 from vllmfleet.emulator.protocol import (
     ApiError,
@@ -208,7 +208,8 @@ class OpenAIApi:
         self._check_chars(len(tokenizer.decode(ids)))
         seqs = self._sequences("chatcmpl", len(ids), options, chat=True)
         if options.stream:
-            return StreamResponse(_ChatStream(self, seqs, model, options).produce)
+            return StreamResponse(streams.ChatStream(self.engine, self.rules, seqs, model,
+                                                     options).produce)
         results = await self._run_all(seqs)
         return _json(200, {
             "id": seqs[0].request_id, "object": "chat.completion", "created": int(time.time()),
@@ -231,7 +232,8 @@ class OpenAIApi:
         seqs = self._sequences("cmpl", count, options, chat=False,
                                token_ids=isinstance(prompt, list))
         if options.stream:
-            return StreamResponse(_CompletionStream(self, seqs, model, options).produce)
+            return StreamResponse(streams.CompletionStream(self.engine, self.rules, seqs, model,
+                                                           options).produce)
         results = await self._run_all(seqs)
         return _json(200, {
             "id": seqs[0].request_id, "object": "text_completion", "created": int(time.time()),
@@ -325,74 +327,3 @@ def _collect(pieces: list[str]) -> Callable[[list[str]], Awaitable[None]]:
     async def emit(chunk: list[str]) -> None:
         pieces.extend(chunk)
     return emit
-
-
-class _Stream:
-    """Server-sent events of one streamed request (its ``n`` choices interleaved as they
-    are generated); subclasses shape the chunks."""
-
-    object_name = ""
-
-    def __init__(self, api: OpenAIApi, seqs: list[EngineSequence], model: str,
-                 options: Generate) -> None:
-        self.api = api
-        self.seqs = seqs
-        self.options = options
-        self.head = {"id": seqs[0].request_id, "object": self.object_name,
-                     "created": int(time.time()), "model": model}
-
-    def event(self, index: int, piece: str, finish: str | None, offset: int) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def opening(self, index: int) -> bytes:
-        return b""
-
-    async def _choice(self, index: int, seq: EngineSequence, write: Write) -> None:
-        await write(self.opening(index))
-        target = self.api.engine.target_tokens(seq)
-        finish = "length" if target >= seq.max_tokens else "stop"
-        sent = offset = 0
-
-        async def emit(chunk: list[str]) -> None:
-            nonlocal sent, offset
-            events = []
-            for piece in chunk:
-                sent += 1
-                events.append(outputs.sse(self.head, [self.event(
-                    index, piece, finish if sent == target else None, offset)]))
-                offset += len(piece)
-            await write(b"".join(events))
-
-        await self.api.engine.run(seq, emit)
-
-    async def produce(self, write: Write) -> None:
-        try:
-            await asyncio.gather(*(self._choice(i, seq, write)
-                                   for i, seq in enumerate(self.seqs)))
-        except EngineDeadError as exc:
-            body = self.api.rules.error_body(str(exc), type_="InternalServerError", code=500)
-            await write(b"data: %s\n\ndata: [DONE]\n\n" % json.dumps(body).encode())
-            return
-        if self.options.include_usage:
-            prompt = self.seqs[0].prompt_tokens
-            total = usage(prompt, sum(seq.generated for seq in self.seqs))
-            await write(b"data: %s\n\n" % json.dumps(
-                {**self.head, "choices": [], "usage": total}, separators=(",", ":")).encode())
-        await write(b"data: [DONE]\n\n")
-
-
-class _ChatStream(_Stream):
-    object_name = "chat.completion.chunk"
-
-    def opening(self, index: int) -> bytes:
-        return outputs.sse(self.head, [outputs.chat_opening(index)])
-
-    def event(self, index: int, piece: str, finish: str | None, offset: int) -> dict[str, Any]:
-        return outputs.chat_delta(index, piece, finish, self.options.logprobs)
-
-
-class _CompletionStream(_Stream):
-    object_name = "text_completion"
-
-    def event(self, index: int, piece: str, finish: str | None, offset: int) -> dict[str, Any]:
-        return outputs.completion_delta(index, piece, finish, self.options.logprobs, offset)
