@@ -108,9 +108,10 @@ def test_a_backend_fault_is_not_turned_into_a_rate_limit(local_fleet: LocalFleet
     """One deployment per alias: a backend error must not put the alias in cooldown, which
     would answer the next requests 429 'No deployments available' and hide the fault."""
     with local_fleet.proxy() as client:
-        # the emulator, like an older vLLM, has no /v1/responses: a 404 from the backend
+        # a response id the backend does not have: a 404 from the backend (emulator and vLLM)
         fault = client.post("/v1/responses", json={"model": "local/chat", "input": "hi",
-                                                   "max_output_tokens": 8})
+                                                   "max_output_tokens": 8,
+                                                   "previous_response_id": "resp_unknown"})
         assert fault.status_code == 404, fault.text
         after = [client.post("/v1/chat/completions", json=chat("local/chat", max_tokens=4))
                  for _ in range(2)]

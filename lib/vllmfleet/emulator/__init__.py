@@ -8,8 +8,11 @@ vLLM version and injected faults; ``--help`` lists them. Modules:
 - :mod:`~vllmfleet.emulator.startup` — vLLM's start-up refusals and the capacity check
 - :mod:`~vllmfleet.emulator.app` — the process: start-up sequence, serving, crash, shutdown
 - :mod:`~vllmfleet.emulator.server` / :mod:`~vllmfleet.emulator.protocol` — the HTTP API
+- :mod:`~vllmfleet.emulator.outputs` — choices, logprobs and stream chunks as vLLM shapes them
+- :mod:`~vllmfleet.emulator.streams` — streamed answers (server-sent events, n choices)
 - :mod:`~vllmfleet.emulator.engine` — FIFO scheduling, latency, KV usage
-- :mod:`~vllmfleet.emulator.versions` — length rules and error bodies per vLLM version
+- :mod:`~vllmfleet.emulator.versions` — length rules and error bodies per vLLM version (the
+  facts themselves: :mod:`vllmfleet.vllm.versions`)
 - :mod:`~vllmfleet.emulator.tokenizer` — a cl100k-like deterministic tokenizer
 - :mod:`~vllmfleet.emulator.metrics` — /metrics under vLLM's names
 - :mod:`~vllmfleet.emulator.httpserver` — the asyncio HTTP/1.1 server underneath

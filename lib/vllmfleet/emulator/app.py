@@ -46,7 +46,8 @@ class Emulator:
             max_num_seqs=cfg.max_num_seqs, kv_capacity_tokens=capacity,
             time_scale=cfg.speed.time_scale, prefill_tps=cfg.speed.prefill_tps,
             decode_tps=cfg.speed.decode_tps, output_tokens=cfg.speed.output_tokens,
-            crash_after=cfg.faults.crash_after), self.metrics, on_dead=self._on_dead)
+            crash_after=cfg.faults.crash_after,
+            max_num_queued_reqs=cfg.max_num_queued_reqs), self.metrics, on_dead=self._on_dead)
         self.api = OpenAIApi(ApiSettings(
             model=cfg.model, served_model_names=cfg.served_model_names,
             max_model_len=cfg.max_model_len, version=cfg.version, api_keys=cfg.api_keys,

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from vllmfleet.emulator.config import ARCHITECTURE_FIELDS, EmulatorConfig, Faults, GPUFacts, Speed
-from vllmfleet.emulator.versions import parse_version
 from vllmfleet.vllm.architecture import Architecture
+from vllmfleet.vllm.versions import FACTS, facts_for, format_version, parse_version
 
 PROG = "python -m vllmfleet.emulator"
 DEFAULT_VERSION = "0.11.0"
@@ -142,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-model-len", type=_max_model_len)
     v.add_argument("--max-num-seqs", type=_positive(int))
     v.add_argument("--max-num-batched-tokens", type=_positive(int))
-    v.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    v.add_argument("--max-num-queued-reqs", type=int, help="cap on running + waiting "
+                   "requests; beyond it 503 (vLLM 0.29+)")
+    v.add_argument("--max-num-queued-tokens", type=int, help=argparse.SUPPRESS)
+    v.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="default: the emulated version's (0.9; 0.92 in 0.32)")
     v.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, default="auto")
     v.add_argument("--quantization", "-q", choices=QUANTIZATIONS, default=None)
     v.add_argument("--tensor-parallel-size", "-tp", type=_positive(int), default=1)
@@ -262,6 +266,16 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
         version_key = parse_version(version)
     except ValueError as exc:
         raise ValueError(f"argument --emulator-vllm-version: {exc}") from None
+    facts = facts_for(version_key)
+    for flag, value in (("--max-num-queued-reqs", ns.max_num_queued_reqs),
+                        ("--max-num-queued-tokens", ns.max_num_queued_tokens)):
+        if value is not None and not facts.has_flag(flag):  # vLLM's argparse would refuse it
+            raise ValueError(f"unrecognized arguments: {flag} (vLLM {version} does not have "
+                             f"it; it exists from {format_version(FACTS[flag].since)})")
+        if value is not None and value < 0:
+            raise ValueError(f"argument {flag}: must be 0 or more, got {value}")
+    if ns.gpu_memory_utilization is None:
+        ns.gpu_memory_utilization = facts.default_gpu_memory_utilization
     if not 0 < ns.gpu_memory_utilization <= 1:
         raise ValueError(f"argument --gpu-memory-utilization: {ns.gpu_memory_utilization} "
                          "must be a fraction in (0, 1], e.g. 0.9")
@@ -280,6 +294,7 @@ def _config(ns: argparse.Namespace) -> EmulatorConfig:
         model=model, served_model_names=tuple(ns.served_model_name or [model]),
         host=ns.host, port=ns.port, max_model_len=max_model_len,
         max_num_seqs=ns.max_num_seqs or 256, max_num_batched_tokens=ns.max_num_batched_tokens,
+        max_num_queued_reqs=ns.max_num_queued_reqs,
         gpu_memory_utilization=ns.gpu_memory_utilization, kv_cache_dtype=ns.kv_cache_dtype,
         quantization=ns.quantization, tensor_parallel_size=ns.tensor_parallel_size,
         enforce_eager=ns.enforce_eager, api_keys=tuple(api_keys), version=version,

@@ -62,6 +62,7 @@ class EmulatorConfig:
     port: int = 8000
     max_num_seqs: int = 256
     max_num_batched_tokens: int | None = None
+    max_num_queued_reqs: int | None = None
     gpu_memory_utilization: float = 0.9
     kv_cache_dtype: str = "auto"
     quantization: str | None = None

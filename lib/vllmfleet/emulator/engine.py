@@ -1,12 +1,14 @@
 """The emulated engine: FIFO scheduling beyond max_num_seqs, latency, KV usage, crashes.
 
 At most ``max_num_seqs`` sequences run at once, and only while their prompts fit in the
-KV cache next to the others'; the rest wait in an unbounded FIFO queue (vLLM never answers
-429). A running sequence spends ``prompt_tokens / prefill_tps`` on prefill, emits its
-first token, then one token per ``running / decode_tps`` seconds (the decode throughput is
-shared by the running sequences); every duration is multiplied by ``time_scale``, and a
-time scale of 0 means no delay at all. Tokens are emitted in steps of at least
-:data:`MIN_STEP_S` so a fast emulated GPU does not flood the event loop with timers.
+KV cache next to the others'; the rest wait in a FIFO queue (vLLM never answers 429),
+unbounded unless ``max_num_queued_reqs`` (vLLM 0.29+) caps running + waiting: a request
+beyond it is refused at once (503). A running sequence spends ``prompt_tokens /
+prefill_tps`` on prefill, emits its first token, then one token per ``running /
+decode_tps`` seconds (the decode throughput is shared by the running sequences); every
+duration is multiplied by ``time_scale``, and a time scale of 0 means no delay at all.
+Tokens are emitted in steps of at least :data:`MIN_STEP_S` so a fast emulated GPU does
+not flood the event loop with timers.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ class EngineSettings:
     decode_tps: float = 60.0
     output_tokens: int = 128  # the "natural" answer length before the model would stop
     crash_after: int | None = None
+    max_num_queued_reqs: int | None = None  # --max-num-queued-reqs (vLLM 0.29+)
+
+
+class QueueFullError(RuntimeError):
+    """Admitting the request would exceed ``--max-num-queued-reqs`` (vLLM's
+    ``QueueOverflowError``, answered 503 "Service Unavailable")."""
+
+    def __init__(self) -> None:
+        super().__init__("The engine is currently busy and cannot accept new requests. "
+                         "Please try again later or on a different instance.")
 
 
 class EngineDeadError(RuntimeError):
@@ -85,6 +97,14 @@ class Engine:
     @property
     def kv_usage(self) -> float:
         return min(1.0, self._held / self.settings.kv_capacity_tokens)
+
+    def check_queue(self, n: int) -> None:
+        """Raise :class:`QueueFullError` if ``n`` more sequences would exceed
+        ``max_num_queued_reqs`` (running + waiting; 0.32.0 source:
+        ``AsyncLLM._check_admission`` in vllm/v1/engine/async_llm.py, n counts as n)."""
+        bound = self.settings.max_num_queued_reqs
+        if bound is not None and self.num_running + self.num_waiting + n > bound:
+            raise QueueFullError
 
     def target_tokens(self, seq: EngineSequence) -> int:
         """How many tokens ``seq`` generates: its max, or the natural length if shorter."""

@@ -52,6 +52,9 @@ FILLER: tuple[str, ...] = (
 )
 
 MAX_WORD = 12
+#: The longest token in characters (vLLM's ``max_chars_per_token``: the longest vocabulary
+#: entry, special tokens included), which bounds a prompt's characters before tokenizing.
+MAX_CHARS_PER_TOKEN = max(len(s) for s in SPECIAL_TOKENS)
 WORD_CHUNK = 6
 PUNCT_CHUNK = 4
 SPACE_CHUNK = 8

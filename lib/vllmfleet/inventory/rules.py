@@ -17,6 +17,7 @@ from typing import Any
 
 from vllmfleet.inventory.model import Alias, Host, Inventory
 from vllmfleet.inventory.schema import Context, show
+from vllmfleet.inventory.vllm_version import check_vllm_version
 from vllmfleet.vllm.kernels import (
     FP8_E4M3_MIN_CAPABILITY,
     QUANT_MIN_CAPABILITY,
@@ -88,6 +89,7 @@ def check(ctx: Context, inv: Inventory) -> None:
     _check_proxy(ctx, inv)
     for host in inv.hosts.values():
         _check_host(ctx, inv, host)
+        check_vllm_version(ctx, host)
     _check_unique(ctx, inv)
     for alias in inv.aliases.values():
         _check_alias(ctx, inv, alias)

@@ -17,6 +17,7 @@ from vllmfleet.inventory import Inventory
 from vllmfleet.inventory.plan import input_for
 from vllmfleet.render import flag_value
 from vllmfleet.vllm.kernels import weight_format
+from vllmfleet.vllm.versions import format_version
 
 
 def emulator_facts(inventory: Inventory, host_name: str, *,
@@ -42,8 +43,9 @@ def emulator_facts(inventory: Inventory, host_name: str, *,
              "--emulator-gpu-reserved-gib", repr(inp.reserved_gib),
              "--emulator-compute-capability", host.gpu.compute_capability]
     if inp.vllm_version is not None:  # the image's version: its rules and start-up lines
-        flags += ["--emulator-vllm-version", ".".join(map(str, inp.vllm_version))]
+        flags += ["--emulator-vllm-version", format_version(inp.vllm_version)]
     values = {**asdict(inp.architecture), "weights_gib": weights}
     for name in ARCHITECTURE_FIELDS:
         flags += [f"--emulator-{name.replace('_', '-')}", repr(values[name])]
     return flags
+

@@ -28,6 +28,7 @@ from vllmfleet.render.base import (
     remote_join,
     to_json,
 )
+from vllmfleet.vllm.versions import facts_for, version_of_image
 
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
 COMPOSE_FILE = "vllm-compose.yaml"
@@ -35,11 +36,14 @@ LAUNCHER_FILE = "vllm-launcher.ps1"
 LAUNCHER_CONFIG = "vllm-config.json"
 
 
-def vllm_args(host: Host, *, bind: str = "0.0.0.0", port: int | None = None) -> list[str]:
+def vllm_args(host: Host, *, bind: str = "0.0.0.0", port: int | None = None,
+              inventory: Inventory | None = None) -> list[str]:
     """The vLLM server arguments of ``host`` (after the image's entrypoint).
 
     ``bind`` and ``port`` let the local fleet serve on 127.0.0.1 and a free port; every
     other flag is the inventory's, so a local run uses the very same configuration.
+    With ``inventory``, the aliases served by ``host`` bound vLLM's own queue where the
+    pinned version has the flag (see :func:`max_num_queued_reqs`).
     """
     if host.vllm is None:
         raise RenderError(f"host {host.name!r} has no vllm: section, so there is nothing to "
@@ -62,7 +66,27 @@ def vllm_args(host: Host, *, bind: str = "0.0.0.0", port: int | None = None) -> 
         args += ["--max-num-batched-tokens", str(v.max_num_batched_tokens)]
     if v.enforce_eager:
         args.append("--enforce-eager")
+    queued = None if inventory is None else max_num_queued_reqs(inventory, host)
+    if queued is not None:
+        args += ["--max-num-queued-reqs", str(queued)]
     return args + list(v.extra_args)
+
+
+def max_num_queued_reqs(inventory: Inventory, host: Host) -> int | None:
+    """vLLM's ``--max-num-queued-reqs`` for ``host``: what its aliases let the proxy have in
+    flight there (each alias's ``concurrency + queue_depth``, summed: a profile keeps its
+    own counters): the proxy never sends more, and vLLM itself refuses anything beyond
+    (traffic that bypasses the proxy) with 503 at once instead of queueing it. None where
+    the pinned version lacks the flag (0.29+, see :data:`vllmfleet.vllm.versions.FACTS`),
+    no alias uses the host, or ``extra_args`` already sets it."""
+    assert host.vllm is not None
+    version = version_of_image(host.vllm.image) if getattr(host.vllm, "image", None) else None
+    aliases = inventory.aliases_of(host.name)
+    if version is None or not aliases or not facts_for(version).queue_bounds:
+        return None
+    if any(a.split("=", 1)[0] == "--max-num-queued-reqs" for a in host.vllm.extra_args):
+        return None
+    return sum(alias.max_parallel for alias in aliases)
 
 
 def _gpus(host: Host) -> str:
@@ -80,7 +104,7 @@ def _launch_context(inventory: Inventory, host: Host) -> dict[str, Any]:
         "generated": generated_line(inventory),
         "host": host,
         "vllm": host.vllm,
-        "args": vllm_args(host),
+        "args": vllm_args(host, inventory=inventory),
         "gpu_count": gpus if gpus == "all" else int(gpus),
         "container_hf_cache": CONTAINER_HF_CACHE,
         "remote_path": remote_join(host.base_dir, COMPOSE_FILE),
@@ -103,7 +127,7 @@ def _windows_config(inventory: Inventory, host: Host) -> dict[str, Any]:
         "container_hf_cache": CONTAINER_HF_CACHE,
         "served_model_name": v.served_model_name,
         "health_url": f"http://127.0.0.1:{v.port}/health",
-        "vllm_args": vllm_args(host),
+        "vllm_args": vllm_args(host, inventory=inventory),
     }
 
 

@@ -164,7 +164,11 @@ def test_malformed_requests_are_400_never_500(emulator: Any) -> None:
         {"model": "m", "messages": MESSAGES, "max_tokens": "many"},
         {"model": "m", "messages": MESSAGES, "stream": "yes"},
         {"model": "m", "messages": MESSAGES, "stream_options": {"include_usage": True}},
-        {"model": "m", "messages": MESSAGES, "n": 2},
+        {"model": "m", "messages": MESSAGES, "n": 0},
+        {"model": "m", "messages": MESSAGES, "temperature": -1},
+        {"model": "m", "messages": MESSAGES, "temperature": "hot"},
+        {"model": "m", "messages": MESSAGES, "top_p": 0},
+        {"model": "m", "messages": MESSAGES, "top_logprobs": 2},
         {"model": "m", "messages": [{"role": "user", "content": 5}]},
     ]
 

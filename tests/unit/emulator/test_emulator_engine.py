@@ -124,3 +124,69 @@ def test_streamed_tokens_arrive_over_time_at_decode_speed(emulator: Any) -> None
     arrivals = asyncio.run(go())
     assert len(arrivals) == 31  # the role chunk and 30 tokens
     assert len({round(t, 3) for t in arrivals}) > 2  # spread out, not one burst
+
+
+def test_a_small_request_never_jumps_the_head_waiting_for_kv_room() -> None:
+    """FIFO: the head of the queue waits for KV room; a later request that would fit now
+    waits behind it (vLLM's scheduler does not skip the head of its waiting queue)."""
+    from vllmfleet.emulator.engine import Engine, EngineSequence, EngineSettings
+    from vllmfleet.emulator.metrics import Metrics
+
+    async def go() -> list[str]:
+        engine = Engine(EngineSettings(max_num_seqs=8, kv_capacity_tokens=100, time_scale=0),
+                        Metrics(model_name="m"))
+        started: list[str] = []
+        gate = asyncio.Event()
+
+        def emit_for(name: str) -> Callable[[list[str]], Any]:
+            async def emit(chunk: list[str]) -> None:
+                started.append(name)
+                if name == "big-running":
+                    await gate.wait()  # holds 60 of the 100 KV tokens until released
+            return emit
+
+        def run(name: str, prompt: int) -> asyncio.Task[str]:
+            seq = EngineSequence(request_id=name, prompt_tokens=prompt, max_tokens=1)
+            return asyncio.create_task(engine.run(seq, emit_for(name)))
+
+        tasks = [run("big-running", 60)]
+        await _until(lambda: started == ["big-running"])
+        tasks.append(run("big-waiting", 60))  # 60 + 60 > 100: waits for KV room
+        await _until(lambda: engine.num_waiting == 1)
+        tasks.append(run("small", 10))  # 60 + 10 fits, but the head is waiting
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert started == ["big-running"], "a later request jumped the waiting head"
+        assert (engine.num_running, engine.num_waiting) == (1, 2)
+        gate.set()
+        await asyncio.gather(*tasks)
+        return started
+    assert asyncio.run(go()) == ["big-running", "big-waiting", "small"]
+
+
+def test_max_num_queued_reqs_refuses_beyond_the_bound_with_503(emulator: Any) -> None:
+    async def go() -> list[tuple[int, Any]]:
+        async with emulator("--emulator-vllm-version", "0.32.0", "--max-num-seqs", "1",
+                            "--max-num-queued-reqs", "2", *SLOW) as (emu, client):
+            body = {"model": "m", "messages": MESSAGES}
+            first = [asyncio.create_task(client.post("/v1/chat/completions", json=body))
+                     for _ in range(2)]
+            await _until(lambda: emu.engine.num_running + emu.engine.num_waiting == 2)
+            over = await client.post("/v1/chat/completions", json=body)
+            n2 = await client.post("/v1/chat/completions", json={**body, "n": 2})
+            done = await asyncio.gather(*first)
+            after = await client.post("/v1/chat/completions", json={**body, "n": 2})
+            return [(r.status_code, r.json()) for r in (*done, over, n2, after)]
+    (ok1, _), (ok2, _), (over, body), (n2, _), (after, _) = asyncio.run(go())
+    assert (ok1, ok2, over, n2, after) == (200, 200, 503, 503, 200)  # n counts as n
+    assert body["error"]["type"] == "Service Unavailable"
+    assert body["error"]["message"].startswith("The engine is currently busy")
+
+
+def test_max_num_queued_reqs_does_not_exist_in_0_11() -> None:
+    import pytest
+
+    from vllmfleet.emulator import parse
+    with pytest.raises(SystemExit):
+        parse(["--model", "m", "--max-model-len", "256", "--emulator-vllm-version", "0.11.0",
+               "--max-num-queued-reqs", "4"])

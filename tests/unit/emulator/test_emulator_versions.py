@@ -82,8 +82,19 @@ def test_clamp_rule_clamps_and_rejects_only_the_impossible() -> None:
     clamped = resolve_max_tokens(CLAMP, prompt_tokens=300, requested=900, max_model_len=L,
                                  chat=True)
     assert (clamped.max_tokens, clamped.clamped) == (700, True)
-    assert "your prompt contains 1001 input tokens, which exceeds this limit even without " \
-           "any output tokens" in _message(CLAMP, 1001, None)
+    # a text prompt is tokenized only up to L+1 (0.32's renderer): "at least L+1"
+    assert "your prompt contains at least 1001 input tokens, which exceeds this limit even " \
+           "without any output tokens" in _message(CLAMP, 1500, None)
+    # token ids are counted exactly; "at least" only where the count is L+1 itself
+    for p, shown in ((1500, "contains 1500 input"), (1001, "contains at least 1001 input")):
+        with pytest.raises(LengthError, match=shown) as exc:
+            resolve_max_tokens(CLAMP, prompt_tokens=p, requested=None, max_model_len=L,
+                               chat=False, token_ids=True)
+        assert (exc.value.param, exc.value.value) == ("input_tokens", p)
+    with pytest.raises(LengthError, match=r"^max_completion_tokens=1001 cannot") as exc:
+        resolve_max_tokens(CLAMP, prompt_tokens=10, requested=1001, max_model_len=L,
+                           chat=True, field="max_completion_tokens")
+    assert exc.value.param == "max_completion_tokens"
     assert _message(CLAMP, 10, 1001).startswith(
         "max_tokens=1001 cannot be greater than max_model_len=1000")
     assert _message(CLAMP, 1000, None) == "max_tokens must be at least 1, got 0."

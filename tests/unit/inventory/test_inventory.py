@@ -203,7 +203,7 @@ CORPUS = [
     Case("awq-marlin-on-turing", ((A, 'compute_capability: "8.9"', 'compute_capability: "7.5"'),),
          "hosts.armitage.vllm.quantization", (A, "quantization: awq_marlin"),
          ("awq_marlin needs compute capability 8.0", "has 7.5"), ("use quantization: awq",)),
-    Case("unpinned-image", ((W, "vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:latest"),),
+    Case("unpinned-image", ((W, "vllm/vllm-openai:v0.32.0", "vllm/vllm-openai:latest"),),
          "hosts.wintermute.vllm.image", (W, "image:"),
          ("'vllm/vllm-openai:latest' is not pinned",), ("release tag",)),
     Case("proxy-on-windows", (("proxy:", "host: motoko", "host: armitage"),),

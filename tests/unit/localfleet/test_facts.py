@@ -30,6 +30,8 @@ def test_the_renderers_flags_for_the_shipped_inventory_parse(reference: Inventor
     assert (cfg.kv_cache_dtype, cfg.quantization) == (h.vllm.kv_cache_dtype,
                                                       h.vllm.quantization)
     assert cfg.gpu is not None and cfg.gpu.vram_gib == h.gpu.vram_gib  # type: ignore[union-attr]
+    # the emulator emulates the version the image pins
+    assert f":v{cfg.version}" in h.vllm.image
 
 
 def test_max_model_len_defaults_to_the_models_maximum(reference: Inventory) -> None:

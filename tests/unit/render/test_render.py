@@ -233,6 +233,22 @@ def test_vllm_args_carry_every_inventory_flag(reference: Inventory) -> None:
         "--tensor-parallel-size", "1"]
 
 
+def test_queue_depth_becomes_vllms_own_bound_where_the_version_has_it(
+        reference: Inventory) -> None:
+    old = load(ROOT / "tests" / "fleets" / "fleet-v0.11.yaml")
+    for inventory, wintermute, armitage in ((reference, "14", "5"), (old, None, None)):
+        for host, bound in (("wintermute", wintermute), ("armitage", armitage)):
+            args = vllm_args(inventory.hosts[host], inventory=inventory)
+            got = (args[args.index("--max-num-queued-reqs") + 1]
+                   if "--max-num-queued-reqs" in args else None)
+            # wintermute: (2 + 4) + its burst profile (2 + 6); armitage: 1 + 4
+            assert got == bound, (inventory.path, host, args)
+    own = _variant(reference, "armitage", extra_args=["--max-num-queued-reqs=3"])
+    args = vllm_args(own, inventory=reference)
+    assert args.count("--max-num-queued-reqs=3") == 1
+    assert "--max-num-queued-reqs" not in args  # the user's own value, not a second one
+
+
 def test_vllm_args_optional_flags_and_local_overrides(reference: Inventory) -> None:
     host = _variant(reference, "armitage", quantization=None, max_num_batched_tokens=2048,
                     enforce_eager=True, extra_args=["--seed", "7"])
@@ -250,8 +266,8 @@ def test_compose_file_runs_vllm_with_the_inventory_settings(
         reference: Inventory, rendered: dict[str, RenderedFile]) -> None:
     compose = yaml.safe_load(rendered["wintermute/vllm-compose.yaml"].content)
     service = compose["services"]["vllm"]
-    assert service["command"] == vllm_args(reference.hosts["wintermute"])
-    assert service["image"] == "vllm/vllm-openai:v0.11.0"
+    assert service["command"] == vllm_args(reference.hosts["wintermute"], inventory=reference)
+    assert service["image"] == "vllm/vllm-openai:v0.32.0"
     assert service["container_name"] == "vllm-wintermute"
     assert service["ports"] == ["8000:8000"]
     assert service["ipc"] == "host" and service["restart"] == "unless-stopped"
@@ -274,7 +290,7 @@ def test_compose_reserves_only_the_gpus_it_uses(reference: Inventory) -> None:
 def test_windows_launcher_reads_json_and_runs_the_same_args(
         reference: Inventory, rendered: dict[str, RenderedFile]) -> None:
     config = json.loads(rendered["armitage/vllm-config.json"].content)
-    assert config["vllm_args"] == vllm_args(reference.hosts["armitage"])
+    assert config["vllm_args"] == vllm_args(reference.hosts["armitage"], inventory=reference)
     assert (config["container_name"], config["port"], config["gpus"], config["restart"]) == \
         ("vllm-armitage", 8000, "all", "unless-stopped")
     assert config["health_url"] == "http://127.0.0.1:8000/health"
