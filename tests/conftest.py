@@ -24,6 +24,7 @@ from vllmfleet.inventory import Inventory, load
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "configs" / "fleet.yaml"
 TEMPLATES = ROOT / "configs" / "templates"
+FLEET_V011 = ROOT / "tests" / "fleets" / "fleet-v0.11.yaml"
 GOLDEN = ROOT / "tests" / "golden"
 INV = (sys.executable, "-m", "invoke", "--search-root", str(ROOT))
 
@@ -40,3 +41,10 @@ def run_inv(*args: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT,
 def reference() -> Inventory:
     """The reference inventory (configs/fleet.yaml), loaded once for the session."""
     return load(REFERENCE)
+
+
+@pytest.fixture(scope="session")
+def reference_v011() -> Inventory:
+    """The reference fleet pinned to vLLM 0.11.0 (tests/fleets/fleet-v0.11.yaml): the
+    behaviour of versions before auto-fit and the clamp-era length rules."""
+    return load(FLEET_V011)

@@ -6,12 +6,12 @@ from vllmfleet.deploy.diagnose import diagnose
 from vllmfleet.inventory import Inventory
 
 
-def test_kv_oom_leads_to_the_planners_largest_max_model_len(reference: Inventory) -> None:
+def test_kv_oom_leads_to_the_planners_largest_max_model_len(reference_v011: Inventory) -> None:
     log = ("ValueError: To serve at least one request with the models's max seq len (100000), "
            "(6.10 GiB KV cache is needed, which is larger than the available KV cache memory "
            "(5.12 GiB). Based on the available memory, the estimated maximum model length is "
            "83952. Try increasing `gpu_memory_utilization` …")
-    text = diagnose(log, inventory=reference, host="wintermute")
+    text = diagnose(log, inventory=reference_v011, host="wintermute")
     assert "one request of max_model_len 100000 does not fit" in text
     assert "largest max_model_len that fits = 83952" in text
     assert "set hosts.wintermute.vllm.max_model_len to at most 83952" in text

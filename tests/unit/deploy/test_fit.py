@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REFERENCE
 from vllmfleet.deploy import fit, measured
 from vllmfleet.deploy.apply import Outcome
 from vllmfleet.emulator import startup
 from vllmfleet.emulator.config import EmulatorConfig, GPUFacts
 from vllmfleet.errors import DeployError
-from vllmfleet.inventory import Inventory
+from vllmfleet.inventory import Inventory, load
 
 
 def vllm_like(store: Path, *, free_gib: float | None = None, graph_oom: bool = False,
@@ -54,6 +55,12 @@ def vllm_like(store: Path, *, free_gib: float | None = None, graph_oom: bool = F
         measured.record(store, found)
         return Outcome(host=name, action="deploy", services=("vllm",), result="deployed")
     return deploy
+
+
+@pytest.fixture
+def reference(reference_v011: Inventory) -> Inventory:
+    """These tests walk the search of versions before auto-fit (vLLM 0.11)."""
+    return reference_v011
 
 
 def run(reference: Inventory, store: Path, **kw: Any) -> fit._Fit:
@@ -112,6 +119,8 @@ def test_graph_oom_is_a_choice_and_nothing_fits_is_said(reference: Inventory,
 
 
 def test_dry_run_plans_without_starting(reference: Inventory) -> None:
+    current = load(REFERENCE)  # vLLM 0.32: auto-fit, one start
+    assert "start once with --max-model-len auto" in fit.plan_only(current, "wintermute")
     text = fit.plan_only(reference, "wintermute")
     assert "nothing is started" in text and "vLLM's estimate" in text
     with pytest.raises(DeployError, match="'motoko' is not a vLLM host"):
