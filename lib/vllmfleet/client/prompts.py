@@ -21,7 +21,7 @@ usually costs one ``/tokenize`` call. A server without ``/tokenize`` raises
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -54,12 +54,18 @@ class PromptBuilder:
     """Builds prompts of exactly N tokens for one served model, using ``/tokenize``.
 
     ``client`` talks to the vLLM server (not the proxy); ``host`` names it in errors.
+    ``words`` and ``pad`` are the filler (default: :data:`WORDS`, :data:`PAD`).
     """
 
     def __init__(self, client: FleetClient, *, model: str, host: str,
-                 max_rounds: int = 30) -> None:
+                 max_rounds: int = 30, words: Sequence[str] = WORDS, pad: str = PAD) -> None:
         if max_rounds < 2:
             raise ValueError(f"max_rounds must be at least 2, got {max_rounds}")
+        if not words or not all(w.strip() and " " not in w for w in (*words, pad)):
+            raise ValueError(f"words {list(words)[:5]} and pad {pad!r} must be single "
+                             "non-empty words")
+        self.words = tuple(words)
+        self.pad = pad
         self.client = client
         self.model = model
         self.host = host
@@ -91,11 +97,10 @@ class PromptBuilder:
             raise HostError(f"{where} did not return a token count ({exc}); is this a "
                             "vLLM server?", host=self.host) from None
 
-    @staticmethod
-    def messages(words: int, pads: int, *, seed: int = 0) -> Messages:
+    def messages(self, words: int, pads: int, *, seed: int = 0) -> Messages:
         """The filler message: ``words`` rotating words (starting at ``seed``), ``pads`` pads."""
-        size = len(WORDS)
-        parts = [WORDS[(seed + i) % size] for i in range(words)] + [PAD] * pads
+        size = len(self.words)
+        parts = [self.words[(seed + i) % size] for i in range(words)] + [self.pad] * pads
         text = " ".join(parts)
         return [{"role": "user", "content": text[:1].upper() + text[1:]}]
 
