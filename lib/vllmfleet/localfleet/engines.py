@@ -88,6 +88,12 @@ def prepare(inventory: Inventory, engine: Engine) -> None:
     """What an engine needs before any host starts: the vLLM install and the tiny model."""
     if engine != "vllm":
         return
+    gpu_hosts = [name for name, h in inventory.vllm_hosts.items() if h.cpu is None]
+    if gpu_hosts:
+        raise LocalFleetError(
+            f"engine vllm runs vLLM's CPU build, which serves hosts with a cpu: section; "
+            f"{', '.join(gpu_hosts)} in {inventory.path} describe a GPU. Use the emulator "
+            "for them, or an inventory of cpu: hosts such as configs/fleet-vllm-cpu.yaml")
     vllm_python()
     if any(h.vllm is not None and h.vllm.weights == tinymodel.REPO
            for h in inventory.vllm_hosts.values()):

@@ -92,3 +92,11 @@ def test_vllms_own_error_line_is_found_in_its_log(tmp_path: Path) -> None:
     said = engines.vllm_error_line(log)
     assert said is not None and said.startswith("ValueError: Available memory on node 0")
     assert engines.vllm_error_line(tmp_path / "missing.log") is None
+
+
+def test_the_real_engine_refuses_gpu_hosts_it_cannot_serve(tmp_path: Path, venv: Path,
+                                                          reference: Inventory) -> None:
+    with pytest.raises(LocalFleetError, match=r"wintermute, armitage in .*fleet\.yaml describe "
+                                              r"a GPU.*configs/fleet-vllm-cpu\.yaml"):
+        localfleet.up(reference, engine="vllm", build_dir=tmp_path)
+    assert not (tmp_path / "state.json").exists()
