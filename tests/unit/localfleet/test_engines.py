@@ -100,3 +100,13 @@ def test_the_real_engine_refuses_gpu_hosts_it_cannot_serve(tmp_path: Path, venv:
                                               r"a GPU.*configs/fleet-vllm-cpu\.yaml"):
         localfleet.up(reference, engine="vllm", build_dir=tmp_path)
     assert not (tmp_path / "state.json").exists()
+
+
+def test_the_emulator_gets_no_invented_gpu_for_a_cpu_host() -> None:
+    inventory = load(CPU_FLEET)
+    run = engines.launch(inventory, inventory.hosts["finn"], engine="emulator", port=4321,
+                         speed=20.0, extra=(), start_timeout_s=None)
+    assert not any(arg.startswith("--emulator-gpu") for arg in run.argv)
+    assert run.argv[3:3 + len(render.vllm_args(inventory.hosts["finn"]))] == render.vllm_args(
+        inventory.hosts["finn"], bind="127.0.0.1", port=4321)
+    assert run.start_timeout_s == engines.EMULATOR_START_TIMEOUT_S
