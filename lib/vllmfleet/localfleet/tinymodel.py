@@ -81,6 +81,7 @@ def _corpus() -> list[str]:
     for _ in range(400):
         words = rng.sample(WORDS, 12)
         lines.append(" ".join(words) + f" {PAD} {PAD}.")
+        lines.append("hello hello world, hello.")  # the differential test's filler
     return lines
 
 
