@@ -73,3 +73,19 @@ def test_a_vllm_that_fails_to_start_is_named_with_its_own_error_line(
     assert localfleet.status(tmp_path / "fleet") is None
     started = [int(line.split("(pid ")[1].split(")")[0]) for line in seen if "(pid " in line]
     assert len(started) == 3 and not any(is_ours(pid, 0) for pid in started)
+
+
+def test_a_running_fleet_of_the_other_engine_is_not_reused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLMFLEET_CACHE", str(tmp_path / "cache"))
+    _fake_vllm(tmp_path / "cache", fail=None)
+    build = tmp_path / "fleet"
+    inventory = load(CPU_FLEET)
+    state = localfleet.up(inventory, engine="emulator", build_dir=build)
+    try:
+        with pytest.raises(LocalFleetError, match=r"engine emulator is already running from "
+                                                  r".*to start engine vllm"):
+            localfleet.up(inventory, engine="vllm", build_dir=build)
+        assert localfleet.up(inventory, engine="emulator", build_dir=build) == state
+    finally:
+        localfleet.down(build)

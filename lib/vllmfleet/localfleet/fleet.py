@@ -160,6 +160,10 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
     build_dir = build_dir.resolve()
     with locked(build_dir):
         existing = _recorded(build_dir, inventory, say)
+        if existing is not None and existing.engine != engine:
+            raise LocalFleetError(
+                f"a local fleet of engine {existing.engine} is already running from "
+                f"{build_dir}; stop it first with `inv fleet.down` to start engine {engine}")
         if existing is not None:
             return existing
         prepare(inventory, engine)
