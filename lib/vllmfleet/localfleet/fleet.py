@@ -1,9 +1,9 @@
 """The local fleet: one vLLM stand-in per GPU host and a real LiteLLM proxy, on 127.0.0.1.
 
-:func:`up` starts, from one inventory, an engine per vLLM host (the emulator by default,
-launched with exactly :func:`vllmfleet.render.vllm_args` but bound to 127.0.0.1 and a free
-port) and a LiteLLM proxy from the rendered config (api_base pointed at those engines;
-config, ``vllmfleet_limits.json`` and ``vllmfleet_hooks.py`` side by side in
+:func:`up` starts, from one inventory, an engine per vLLM host (the emulator by default, or
+the real vLLM's CPU build: :mod:`vllmfleet.localfleet.engines`; launched with exactly
+:func:`vllmfleet.render.vllm_args` but bound to 127.0.0.1 and a free port) and a LiteLLM
+proxy from the rendered config (api_base pointed at those engines; config, ``vllmfleet_limits.json`` and ``vllmfleet_hooks.py`` side by side in
 ``build_dir/litellm``), waits until every one is healthy and records PIDs, ports, URLs
 and log paths in ``build_dir/state.json``. :func:`down` stops exactly those PIDs;
 :func:`status` reports them. Logs go to ``build_dir/logs``; the master key, generated per
@@ -141,11 +141,14 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
        templates: Path | None = None) -> FleetState:
     """Start the local fleet of ``inventory`` and return its recorded state.
 
-    ``speed`` divides every emulated delay (``--emulator-time-scale 1/speed``);
-    ``emulator_args`` go to every emulator and ``host_args[host]`` to that host's only
-    (fault injection, e.g. ``{"armitage": ["--emulator-fail-at-start"]}``).
-    ``start_timeout_s`` bounds each health wait (default: 60 s for an emulator, the
-    inventory's ``proxy.start_timeout_s`` for LiteLLM). ``templates`` is the template
+    ``engine``: ``"emulator"`` or ``"vllm"`` (the real engine; needs ``./dev vllm-setup``
+    and ``cpu:`` hosts). ``speed`` divides every emulated delay (``--emulator-time-scale
+    1/speed``); ``emulator_args`` go to every emulator and ``host_args[host]`` to that
+    host's engine only (fault injection, e.g. ``{"armitage": ["--emulator-fail-at-start"]}``;
+    with the real engine, more vLLM flags).
+    ``start_timeout_s`` bounds each health wait (default: 60 s for an emulator, the host's
+    ``vllm.start_timeout_s`` for a real vLLM, the inventory's ``proxy.start_timeout_s`` for
+    LiteLLM). ``templates`` is the template
     folder (default: ``templates/`` beside the inventory, as ``inv render`` uses).
     """
     say = progress or (lambda _msg: None)
