@@ -1,14 +1,15 @@
-"""The local fleet: one vLLM stand-in per GPU host and a real LiteLLM proxy, on 127.0.0.1.
+"""The local fleet: an engine per vLLM host and a real LiteLLM proxy, on 127.0.0.1.
 
 :func:`up` starts, from one inventory, an engine per vLLM host (the emulator by default, or
 the real vLLM's CPU build: :mod:`vllmfleet.localfleet.engines`; launched with exactly
 :func:`vllmfleet.render.vllm_args` but bound to 127.0.0.1 and a free port) and a LiteLLM
-proxy from the rendered config (api_base pointed at those engines; config, ``vllmfleet_limits.json`` and ``vllmfleet_hooks.py`` side by side in
-``build_dir/litellm``), waits until every one is healthy and records PIDs, ports, URLs
-and log paths in ``build_dir/state.json``. :func:`down` stops exactly those PIDs;
-:func:`status` reports them. Logs go to ``build_dir/logs``; the master key, generated per
-fleet, to ``build_dir/master_key`` (mode 0600), and the proxy gets it through the
-environment variable the inventory names.
+proxy from the rendered config (api_base pointed at those engines; config,
+``vllmfleet_limits.json`` and ``vllmfleet_hooks.py`` side by side in ``build_dir/litellm``),
+waits until every one is healthy and records PIDs, ports, URLs and log paths in
+``build_dir/state.json``. :func:`down` stops exactly those PIDs; :func:`status` reports
+them. Logs go to ``build_dir/logs``; the master key, generated per fleet, to
+``build_dir/master_key`` (mode 0600), and the proxy gets it through the environment variable
+the inventory names.
 
 One fleet per build folder: ``up`` on a folder whose recorded fleet is alive and healthy
 returns that fleet (same inventory) or refuses (anything else); a state file whose
