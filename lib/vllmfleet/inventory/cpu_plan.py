@@ -120,7 +120,12 @@ def cpu_plan(inventory: Inventory, host_name: str) -> CPUPlan:
         raise CapacityError(f"{host_name}: model {vllm.model!r} is not in the models: catalogue")
     per_token = 2 * model.layers * model.kv_heads * model.head_dim * CPU_KV_BYTES
     fixed = _flag(vllm.extra_args, KV_BYTES_FLAG)
+    try:
+        kv_bytes = parse_bytes(fixed) if fixed is not None else None
+    except CapacityError as exc:
+        raise CapacityError(f"{inventory.path}: hosts.{host_name}.vllm.extra_args: "
+                            f"{exc}") from None
     return CPUPlan(host=host_name, ram_gib=host.cpu.ram_gib,
                    utilization=vllm.gpu_memory_utilization, kv_bytes_per_token=per_token,
                    max_model_len=vllm.max_model_len, max_num_seqs=vllm.max_num_seqs,
-                   kv_cache_bytes=parse_bytes(fixed) if fixed is not None else None)
+                   kv_cache_bytes=kv_bytes)

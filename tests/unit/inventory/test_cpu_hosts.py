@@ -132,3 +132,11 @@ def test_inv_plan_prints_the_cpu_hosts_and_fails_on_a_kv_cache_too_small(
     assert bad.returncode == 1
     assert "1,024 tokens; one request of max_model_len 2,048 DOES NOT FIT" in bad.stdout
     assert "does not fit: dixie" in bad.stderr
+
+
+def test_a_bad_kv_size_in_extra_args_names_file_host_and_field(tmp_path: Path) -> None:
+    inv = _load(tmp_path, TEXT.replace("[--kv-cache-memory-bytes, 64M]",
+                                       "[--kv-cache-memory-bytes, 64MB]", 1))
+    with pytest.raises(CapacityError, match=r"fleet\.yaml: hosts\.dixie\.vllm\.extra_args: "
+                                            r"--kv-cache-memory-bytes '64MB' is not a byte"):
+        cpu_plan(inv, "dixie")
