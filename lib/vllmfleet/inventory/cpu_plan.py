@@ -85,6 +85,18 @@ class CPUPlan:
         return out
 
 
+def as_json(plan: CPUPlan) -> dict[str, object]:
+    """The plan as ``inv plan --json`` prints it (``null``: not predictable)."""
+    return {"host": plan.host, "device": "cpu",
+            "verdict": {True: "fits", False: "does not fit", None: "not predictable"}[plan.fits],
+            "ram_gib": plan.ram_gib, "gpu_memory_utilization": plan.utilization,
+            "reserved_gib": None if plan.kv_cache_bytes is not None else plan.reserved_gib,
+            "kv_bytes_per_token": plan.kv_bytes_per_token,
+            "kv_cache_bytes": plan.kv_cache_bytes, "kv_capacity_tokens": plan.kv_tokens,
+            "max_model_len": plan.max_model_len,
+            "notes": [line.strip() for line in plan.lines()[1:]]}
+
+
 def parse_bytes(text: str) -> int:
     """A byte count as vLLM reads it (``human_readable_int``, vLLM 0.32.0
     ``vllm/utils/argparse_utils.py``): ``67108864``, ``64M`` (binary), ``64m`` (decimal)."""

@@ -33,7 +33,9 @@ def validate(c: Context, inventory: str | None = None) -> None:
 def plan(c: Context, inventory: str | None = None, host: str | None = None,
          json: bool = False) -> None:
     """Predict whether each host's vLLM config fits its GPU (weights, KV cache, headroom)."""
-    from vllmfleet.inventory.cpu_plan import cpu_plan
+    from json import dumps, loads
+
+    from vllmfleet.inventory.cpu_plan import as_json, cpu_plan
     from vllmfleet.inventory.plan import plan as capacity_plan
     from vllmfleet.vllm.capacity_report import format_table, to_json
 
@@ -43,10 +45,15 @@ def plan(c: Context, inventory: str | None = None, host: str | None = None,
     with user_errors():
         rows = capacity_plan(inv, [name for name in picked if name not in cpu])
         cpu_rows = [cpu_plan(inv, name) for name in cpu]
-    if rows or not cpu_rows:
-        print(to_json(rows) if json else format_table(rows))
-    for row in cpu_rows:  # what can and cannot be predicted without a GPU
-        print("\n".join(row.lines()), file=sys.stderr if json else sys.stdout)
+    if json:
+        data = loads(to_json(rows))
+        data["hosts"] += [as_json(row) for row in cpu_rows]
+        print(dumps(data, indent=2))
+    else:
+        if rows or not cpu_rows:
+            print(format_table(rows))
+        for row in cpu_rows:  # what can and cannot be predicted without a GPU
+            print("\n".join(row.lines()))
     misfits = [name for name, report in rows if not report.fits]
     misfits += [row.host for row in cpu_rows if row.fits is False]
     if misfits:

@@ -140,3 +140,13 @@ def test_a_bad_kv_size_in_extra_args_names_file_host_and_field(tmp_path: Path) -
     with pytest.raises(CapacityError, match=r"fleet\.yaml: hosts\.dixie\.vllm\.extra_args: "
                                             r"--kv-cache-memory-bytes '64MB' is not a byte"):
         cpu_plan(inv, "dixie")
+
+
+def test_inv_plan_json_holds_the_cpu_hosts_too() -> None:
+    import json
+
+    done = run_inv("plan", "--inventory", str(CPU_FLEET), "--json")
+    assert done.returncode == 0, done.stderr
+    hosts = {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
+    assert hosts["finn"]["device"] == "cpu" and hosts["finn"]["verdict"] == "fits"
+    assert hosts["finn"]["kv_capacity_tokens"] == 65536 and hosts["finn"]["reserved_gib"] is None
