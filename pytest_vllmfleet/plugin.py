@@ -143,7 +143,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         from pytest_vllmfleet.fleet import EarlyStart
 
         state.early = EarlyStart(state.inventory, _fleet_workdir(session.config),
-                                 speed=state.settings.speed)
+                                 speed=state.settings.speed, engine=state.settings.engine)
 
 
 @pytest.hookimpl(trylast=True)
@@ -163,7 +163,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if state.inventory is None:
         return [f"vllmfleet: fleet suites unavailable: {state.problem.splitlines()[0]}"]
     suites = f", packaged suites from {selection.SUITES_DIR}" if state.suites_added else ""
-    return [f"vllmfleet: fleet={s.mode}, inventory={s.inventory}, "
+    engine = f", engine={s.engine}" if s.engine != "emulator" else ""
+    return [f"vllmfleet: fleet={s.mode}{engine}, inventory={s.inventory}, "
             f"targets={'+'.join(s.targets)}, hosts={', '.join(state.hosts) or 'none'}{suites}"]
 
 
@@ -232,7 +233,8 @@ def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
         _fleet_workdir(request.config) if local else None)
     try:
         the_fleet = start(mode=state.settings.mode, inventory=inventory, hosts=state.hosts,
-                          workdir=workdir, speed=state.settings.speed, early=early)
+                          workdir=workdir, speed=state.settings.speed, early=early,
+                          engine=state.settings.engine)
     except FleetError as exc:
         pytest.fail(f"vllmfleet: the {state.settings.mode} fleet is not available: {exc}",
                     pytrace=False)

@@ -21,6 +21,8 @@ import pytest
 
 Mode = Literal["local", "inventory"]
 Target = Literal["direct", "proxy"]
+EngineName = Literal["emulator", "vllm"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("emulator", "vllm")
 MODES: tuple[Mode, ...] = ("local", "inventory")
 TARGETS: tuple[Target, ...] = ("direct", "proxy")
 DEFAULT_INVENTORY = Path("configs") / "fleet.yaml"
@@ -68,7 +70,10 @@ ARTIFACTS = Option(flag="--artifacts-dir", metavar="DIR",
 SPEED = Option(flag="--fleet-speed", metavar="X",
                help="local fleet only: divide the emulated prefill/decode times by X "
                     f"(1 = a real GPU's pace; default {DEFAULT_SPEED:g})")
-OPTIONS: tuple[Option, ...] = (HOST, FLEET, FLEET_CONFIG, TARGET, ARTIFACTS, SPEED)
+ENGINE = Option(flag="--engine", metavar="emulator|vllm",
+                help="local fleet only: the engine per vLLM host: emulator (default) or vllm "
+                     "(the real vLLM, CPU build; `./dev vllm-setup` installs it)")
+OPTIONS: tuple[Option, ...] = (HOST, FLEET, FLEET_CONFIG, TARGET, ARTIFACTS, SPEED, ENGINE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +102,7 @@ class Settings:
     targets: tuple[Target, ...]
     artifacts_dir: Path
     speed: float
+    engine: EngineName
     explicit: tuple[str, ...]  # the options the user set (any spelling)
 
 
@@ -213,6 +219,13 @@ def resolve(config: pytest.Config) -> Settings:
     if art and artifacts.exists() and not artifacts.is_dir():
         raise pytest.UsageError(f"vllmfleet: {art.where()}: {artifacts} exists and is not a "
                                 "directory; name a directory for the reports")
+    engine: EngineName = "vllm" if _choice(raw[ENGINE.flag], ENGINE_NAMES, "emulator") == \
+        "vllm" else "emulator"
+    if engine == "vllm" and mode != "local":
+        value = raw[ENGINE.flag]
+        assert value is not None
+        raise pytest.UsageError(f"vllmfleet: {value.where()}: the engine is chosen for the "
+                                "local fleet only; use it with --fleet local, or drop it")
     hosts_value = raw[HOST.flag]
     hosts = tuple(dict.fromkeys(split_names(hosts_value.text))) if hosts_value else None
     return Settings(
@@ -220,7 +233,7 @@ def resolve(config: pytest.Config) -> Settings:
         inventory=inventory, inventory_explicit=inv is not None,
         inventory_where=inv.where() if inv else f"default ({DEFAULT_INVENTORY})",
         hosts=hosts or None, hosts_where=hosts_value.where() if hosts_value else "",
-        targets=targets, artifacts_dir=artifacts, speed=_speed(raw[SPEED.flag]),
+        targets=targets, artifacts_dir=artifacts, speed=_speed(raw[SPEED.flag]), engine=engine,
         explicit=tuple(flag for flag, value in raw.items() if value is not None))
 
 

@@ -116,7 +116,7 @@ import pytest_vllmfleet.fleet as fleet_mod
 
 
 class _SpyStart:  # stands in for the local fleet's early start: records what happened to it
-    def __init__(self, inventory, workdir, *, speed):
+    def __init__(self, inventory, workdir, *, speed, engine="emulator"):
         self.workdir = workdir
         open("early-started", "w").close()
 

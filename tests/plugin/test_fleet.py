@@ -51,9 +51,11 @@ class _FakeStart:
         self.release = threading.Event()
         self.stops = 0
         self.error = error
+        self.engines: list[str] = []
 
-    def __call__(self, reference: Inventory, workdir: Path, *,
-                 speed: float) -> tuple[Endpoints, Callable[[], None]]:
+    def __call__(self, reference: Inventory, workdir: Path, *, speed: float,
+                 engine: str = "emulator") -> tuple[Endpoints, Callable[[], None]]:
+        self.engines.append(engine)
         self.release.wait(timeout=10)
         if self.error is not None:
             raise self.error
@@ -115,3 +117,16 @@ def test_inventory_clients_give_up_before_the_proxy(reference: Inventory, proxy_
         assert read_timeout is not None and read_timeout < proxy_timeout
     finally:
         fleet.close()
+
+
+def test_the_engine_reaches_the_local_fleet(reference: Inventory, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeStart()
+    fake.release.set()
+    monkeypatch.setattr(fleet_mod, "local_endpoints", fake)
+    early = EarlyStart(reference, tmp_path, speed=1, engine="vllm")
+    early.wait()
+    fleet_mod.start(mode="local", inventory=reference, hosts=("armitage",), workdir=tmp_path,
+                    speed=1, engine="vllm").close()
+    assert fake.engines == ["vllm", "vllm"]
+    early.discard()

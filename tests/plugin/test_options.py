@@ -114,3 +114,27 @@ def test_a_separate_path_value_that_moves_the_rootdir_is_refused(
                                  f"--artifacts-dir={outside}"])
     fine = pytester.runpytest_subprocess("--co", f"--artifacts-dir={outside}")
     fine.stdout.fnmatch_lines([HEADER])
+
+
+def test_engine_comes_from_cli_env_or_ini_and_shows_in_the_header(
+        pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini("[pytest]\nvllmfleet_engine = vllm\n")
+    pytester.runpytest_subprocess("--co").stdout.fnmatch_lines(
+        ["vllmfleet: fleet=local, engine=vllm, inventory=*"])
+    monkeypatch.setenv("VLLMFLEET_ENGINE", "emulator")
+    result = pytester.runpytest_subprocess("--co")
+    result.stdout.fnmatch_lines(["vllmfleet: fleet=local, inventory=*"])
+    result = pytester.runpytest_subprocess("--co", "--engine=vllm")
+    result.stdout.fnmatch_lines(["vllmfleet: fleet=local, engine=vllm, inventory=*"])
+
+
+def test_a_bad_engine_or_one_without_a_local_fleet_is_a_usage_error(
+        pytester: pytest.Pytester, project: Path) -> None:
+    result = pytester.runpytest_subprocess("--co", "--engine=vlm")
+    result.stderr.fnmatch_lines(["*--engine=vlm (command line): 'vlm' is not one of "
+                                 "emulator, vllm; did you mean 'vllm'?*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result = pytester.runpytest_subprocess("--co", "--engine=vllm", "--fleet=inventory")
+    result.stderr.fnmatch_lines(["*--engine=vllm (command line): the engine is chosen for "
+                                 "the local fleet only*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

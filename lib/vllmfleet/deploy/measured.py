@@ -35,7 +35,7 @@ class Measurement:
 
     host: str
     taken: str  # UTC, ISO 8601
-    image: str
+    image: str | None  # None: a local host without an image (the CPU build)
     model: str
     max_model_len: int
     gpu_memory_utilization: float

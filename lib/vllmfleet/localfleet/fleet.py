@@ -1,14 +1,15 @@
-"""The local fleet: one vLLM stand-in per GPU host and a real LiteLLM proxy, on 127.0.0.1.
+"""The local fleet: an engine per vLLM host and a real LiteLLM proxy, on 127.0.0.1.
 
-:func:`up` starts, from one inventory, an engine per vLLM host (the emulator by default,
-launched with exactly :func:`vllmfleet.render.vllm_args` but bound to 127.0.0.1 and a free
-port) and a LiteLLM proxy from the rendered config (api_base pointed at those engines;
-config, ``vllmfleet_limits.json`` and ``vllmfleet_hooks.py`` side by side in
-``build_dir/litellm``), waits until every one is healthy and records PIDs, ports, URLs
-and log paths in ``build_dir/state.json``. :func:`down` stops exactly those PIDs;
-:func:`status` reports them. Logs go to ``build_dir/logs``; the master key, generated per
-fleet, to ``build_dir/master_key`` (mode 0600), and the proxy gets it through the
-environment variable the inventory names.
+:func:`up` starts, from one inventory, an engine per vLLM host (the emulator by default, or
+the real vLLM's CPU build: :mod:`vllmfleet.localfleet.engines`; launched with exactly
+:func:`vllmfleet.render.vllm_args` but bound to 127.0.0.1 and a free port) and a LiteLLM
+proxy from the rendered config (api_base pointed at those engines; config,
+``vllmfleet_limits.json`` and ``vllmfleet_hooks.py`` side by side in ``build_dir/litellm``),
+waits until every one is healthy and records PIDs, ports, URLs and log paths in
+``build_dir/state.json``. :func:`down` stops exactly those PIDs; :func:`status` reports
+them. Logs go to ``build_dir/logs``; the master key, generated per fleet, to
+``build_dir/master_key`` (mode 0600), and the proxy gets it through the environment variable
+the inventory names.
 
 One fleet per build folder: ``up`` on a folder whose recorded fleet is alive and healthy
 returns that fleet (same inventory) or refuses (anything else); a state file whose
@@ -27,14 +28,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import httpx
 
 from vllmfleet import render
 from vllmfleet.errors import LocalFleetError, StartFailed
-from vllmfleet.inventory import Host, Inventory
-from vllmfleet.localfleet.facts import emulator_facts
+from vllmfleet.inventory import Inventory
+from vllmfleet.localfleet.engines import (
+    ENGINES,
+    Engine,
+    launch,
+    prepare,
+    vllm_error_line,
+)
 from vllmfleet.localfleet.processes import (
     free_port,
     is_ours,
@@ -55,20 +61,8 @@ from vllmfleet.localfleet.state import (
 
 __all__ = ["ComponentStatus", "FleetState", "FleetStatus", "Process", "down", "status", "up"]
 
-Engine = Literal["emulator"]
-ENGINES: tuple[str, ...] = ("emulator",)
 DEFAULT_BUILD_DIR = Path("build/localfleet")
-EMULATOR_START_TIMEOUT_S = 60.0
 Progress = Callable[[str], None]
-
-
-def _emulator_argv(inventory: Inventory, host: Host, *, port: int, speed: float,
-                   extra: Sequence[str]) -> list[str]:
-    args = render.vllm_args(host, bind="127.0.0.1", port=port)
-    return [sys.executable, "-m", "vllmfleet.emulator", *args,
-            *emulator_facts(inventory, host.name, launch=args),
-            "--emulator-time-scale", repr(1.0 / speed),
-            *extra]
 
 
 def _proxy_argv(config: Path, port: int) -> list[str]:
@@ -148,15 +142,21 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
        templates: Path | None = None) -> FleetState:
     """Start the local fleet of ``inventory`` and return its recorded state.
 
-    ``speed`` divides every emulated delay (``--emulator-time-scale 1/speed``);
-    ``emulator_args`` go to every emulator and ``host_args[host]`` to that host's only
-    (fault injection, e.g. ``{"armitage": ["--emulator-fail-at-start"]}``).
-    ``start_timeout_s`` bounds each health wait (default: 60 s for an emulator, the
-    inventory's ``proxy.start_timeout_s`` for LiteLLM). ``templates`` is the template
+    ``engine``: ``"emulator"`` or ``"vllm"`` (the real engine; needs ``./dev vllm-setup``
+    and ``cpu:`` hosts). ``speed`` divides every emulated delay (``--emulator-time-scale
+    1/speed``); ``emulator_args`` go to every emulator and ``host_args[host]`` to that
+    host's engine only (fault injection, e.g. ``{"armitage": ["--emulator-fail-at-start"]}``;
+    with the real engine, more vLLM flags).
+    ``start_timeout_s`` bounds each health wait (default: 60 s for an emulator, the host's
+    ``vllm.start_timeout_s`` for a real vLLM, the inventory's ``proxy.start_timeout_s`` for
+    LiteLLM). ``templates`` is the template
     folder (default: ``templates/`` beside the inventory, as ``inv render`` uses).
     """
     say = progress or (lambda _msg: None)
     _check_options(inventory, engine, speed)
+    if engine == "vllm" and emulator_args:
+        raise LocalFleetError(f"emulator_args {list(emulator_args)} are the emulator's; the "
+                              "real vLLM engine takes no --emulator-* flags")
     unknown = sorted(set(host_args or {}) - set(inventory.vllm_hosts))
     if unknown:
         raise LocalFleetError(f"host_args names {', '.join(unknown)}, which the inventory has "
@@ -164,14 +164,20 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
     build_dir = build_dir.resolve()
     with locked(build_dir):
         existing = _recorded(build_dir, inventory, say)
+        if existing is not None and existing.engine != engine:
+            raise LocalFleetError(
+                f"a local fleet of engine {existing.engine} is already running from "
+                f"{build_dir}; stop it first with `inv fleet.down` to start engine {engine}")
         if existing is not None:
             return existing
-        return _start(inventory, speed=speed, build_dir=build_dir, say=say,
+        prepare(inventory, engine)
+        return _start(inventory, engine=engine, speed=speed, build_dir=build_dir, say=say,
                       emulator_args=emulator_args, host_args=host_args or {},
                       start_timeout_s=start_timeout_s, templates=templates)
 
 
-def _start(inventory: Inventory, *, speed: float, build_dir: Path, say: Progress,
+def _start(inventory: Inventory, *, engine: Engine, speed: float, build_dir: Path,
+           say: Progress,
            emulator_args: Sequence[str], host_args: Mapping[str, Sequence[str]],
            start_timeout_s: float | None, templates: Path | None) -> FleetState:
     started = time.monotonic()
@@ -179,7 +185,7 @@ def _start(inventory: Inventory, *, speed: float, build_dir: Path, say: Progress
     key_file = build_dir / KEY_FILE
     key = "sk-" + secrets.token_urlsafe(32)  # LiteLLM wants master keys to start with sk-
     write_secret(key_file, key)
-    state = FleetState(build_dir=str(build_dir), engine="emulator",
+    state = FleetState(build_dir=str(build_dir), engine=engine,
                        inventory_path=str(inventory.path.resolve()),
                        inventory_digest=inventory.digest,
                        master_key_env=inventory.proxy.master_key_env,
@@ -188,18 +194,18 @@ def _start(inventory: Inventory, *, speed: float, build_dir: Path, say: Progress
     try:
         ports = {name: free_port() for name in inventory.vllm_hosts}
         for name, host in inventory.vllm_hosts.items():
-            argv = _emulator_argv(inventory, host, port=ports[name], speed=speed,
-                                  extra=[*emulator_args, *host_args.get(name, ())])
+            run = launch(inventory, host, engine=engine, port=ports[name], speed=speed,
+                         extra=[*emulator_args, *host_args.get(name, ())],
+                         start_timeout_s=start_timeout_s)
             log = logs / f"{name}.log"
-            proc, ticks = spawn(argv, log=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                cwd=build_dir)
+            proc, ticks = spawn(run.argv, log=log, env=run.env, cwd=build_dir)
             url = f"http://127.0.0.1:{ports[name]}"
-            state.emulators[name] = Process(name=name, role="emulator", pid=proc.pid,
+            state.emulators[name] = Process(name=name, role=engine, pid=proc.pid,
                                             start_ticks=ticks, port=ports[name], url=url,
-                                            log=str(log), argv=argv)
-            children.append((f"the emulator of host {name!r}", proc, url + "/health", log))
+                                            log=str(log), argv=run.argv)
+            children.append((run, proc, url + "/health", log))
             write_state(state)
-            say(f"started emulator {name} (pid {proc.pid}) on {url}")
+            say(f"started {run.what} (pid {proc.pid}) on {url}")
         config = _write_proxy_files(inventory, build_dir / "litellm", ports, templates)
         proxy_port = free_port()
         argv = _proxy_argv(config, proxy_port)
@@ -211,10 +217,14 @@ def _start(inventory: Inventory, *, speed: float, build_dir: Path, say: Progress
             url=url, log=str(log), argv=argv))
         write_state(state)
         say(f"started LiteLLM proxy (pid {proc.pid}) on {url}")
-        for what, child, health, child_log in children:
-            wait_healthy(name=what, proc=child, url=health, log=child_log,
-                         timeout_s=start_timeout_s or EMULATOR_START_TIMEOUT_S)
-            say(f"{what} is healthy ({time.monotonic() - started:.1f} s)")
+        for run, child, health, child_log in children:
+            try:
+                wait_healthy(name=run.what, proc=child, url=health, log=child_log,
+                             timeout_s=run.start_timeout_s)
+            except StartFailed as exc:
+                said = vllm_error_line(child_log) if engine == "vllm" else None
+                raise StartFailed(f"{exc}" + (f"\nvLLM said: {said}" if said else "")) from None
+            say(f"{run.what} is healthy ({time.monotonic() - started:.1f} s)")
         wait_healthy(name="the LiteLLM proxy", proc=proc, url=url + "/health/readiness",
                      log=log, timeout_s=start_timeout_s or inventory.proxy.start_timeout_s)
         say(f"LiteLLM proxy is ready ({time.monotonic() - started:.1f} s)")

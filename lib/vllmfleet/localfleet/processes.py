@@ -113,7 +113,34 @@ def stop(processes: Sequence[tuple[int, int]], *, grace_s: float = 10.0) -> list
                                   f"{','.join(map(str, left))}`")
     for pid, _ in running:  # the group may hold children that outlive the leader briefly
         _signal_group(pid, signal.SIGKILL)
+    # ... and they take a moment to die (vLLM's engine core and worker): wait for that too,
+    # so that "stopped" means nothing of ours runs any more.
+    try:
+        Retrying(stop=stop_after_delay(10.0), wait=wait_exponential(multiplier=0.02, max=0.25),
+                 retry=retry_if_result(bool))(
+            lambda: [m for pid, _ in running for m in group_members(pid)])
+    except RetryError:
+        left = [m for pid, _ in running for m in group_members(pid)]
+        raise LocalFleetError(f"processes {left} of the stopped process groups survived "
+                              "SIGKILL for 10 s; check them with `ps -o pid,stat,cmd -p "
+                              f"{','.join(map(str, left))}`") from None
     return [pid for pid, _ in running]
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``, from ``/proc``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
 
 
 def _wait_gone(processes: Sequence[tuple[int, int]], timeout_s: float) -> bool:

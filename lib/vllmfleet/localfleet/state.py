@@ -26,7 +26,7 @@ STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
 KEY_FILE = "master_key"
 STATE_VERSION = 1
-Role = Literal["emulator", "proxy"]
+Role = Literal["emulator", "vllm", "proxy"]
 
 
 @dataclass(frozen=True, kw_only=True)

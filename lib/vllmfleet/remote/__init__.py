@@ -84,6 +84,10 @@ def posix_services(host: Host, proxy: Proxy | None, *,
     """What a linux/wsl host runs: its vLLM container and/or the LiteLLM systemd unit."""
     services: dict[ServiceName, PosixService] = {}
     if host.vllm is not None:
+        if host.vllm.container_name is None:  # inventory rules require it off platform: local
+            raise HostError(f"hosts.{host.name}.vllm.container_name is not set; a "
+                            f"{host.platform} host runs vLLM in docker and needs it",
+                            host=host.name)
         services["vllm"] = DockerCompose(compose_file=f"{host.base_dir}/{COMPOSE_FILE}",
                                          container=host.vllm.container_name)
     if proxy is not None and proxy.host == host.name:
@@ -115,6 +119,9 @@ def adapter_for(host: Host, *, proxy: Proxy | None = None, known_hosts: Path | N
         return LocalAdapter(host=host.name, root=Path(local_root) / host.name,
                             services=local_services, tokens=tokens)
     if transport is None:
+        if host.ssh is None:  # inventory rules require it off platform: local
+            raise HostError(f"hosts.{host.name}.ssh is not set; a {host.platform} host is "
+                            "reached over SSH: add ssh: {user: ops}", host=host.name)
         transport = SSHTransport(host=host.name, address=address or host.address,
                                  port=port or host.ssh.port, user=user or host.ssh.user,
                                  key_file=key_file or host.ssh.key_file,

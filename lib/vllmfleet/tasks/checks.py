@@ -33,18 +33,33 @@ def validate(c: Context, inventory: str | None = None) -> None:
 def plan(c: Context, inventory: str | None = None, host: str | None = None,
          json: bool = False) -> None:
     """Predict whether each host's vLLM config fits its GPU (weights, KV cache, headroom)."""
+    from json import dumps, loads
+
     from vllmfleet.deploy.measured import last_comparable
+    from vllmfleet.inventory.cpu_plan import as_json, cpu_plan
     from vllmfleet.inventory.plan import plan as capacity_plan
     from vllmfleet.vllm.capacity_report import format_table, to_json
 
     inv = load_inventory(c, inventory)
-    rows = capacity_plan(inv, pick_hosts(inv, host, vllm_only=True))
+    picked = pick_hosts(inv, host, vllm_only=True)
+    cpu = [name for name in picked if inv.hosts[name].cpu is not None]
     store = settings(c).backups_dir
     with user_errors():
+        rows = capacity_plan(inv, [name for name in picked if name not in cpu])
+        cpu_rows = [cpu_plan(inv, name) for name in cpu]
         measured = {name: m for name, report in rows
                     if (m := last_comparable(store, inv.hosts[name], report.input))}
-    print(to_json(rows, measured) if json else format_table(rows, measured))
+    if json:
+        data = loads(to_json(rows, measured))
+        data["hosts"] += [as_json(row) for row in cpu_rows]
+        print(dumps(data, indent=2))
+    else:
+        if rows or not cpu_rows:
+            print(format_table(rows, measured))
+        for row in cpu_rows:  # what can and cannot be predicted without a GPU
+            print("\n".join(row.lines()))
     misfits = [name for name, report in rows if not report.fits]
+    misfits += [row.host for row in cpu_rows if row.fits is False]
     if misfits:
         raise Exit(f"does not fit: {', '.join(misfits)} (see above for the largest settings "
                    "that fit)", code=1)

@@ -1,4 +1,4 @@
-"""fleet.*: the local fleet on 127.0.0.1 (an emulator per GPU host, a real LiteLLM proxy)."""
+"""fleet.*: the local fleet on 127.0.0.1 (an emulator or a real vLLM per host, LiteLLM in front)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def _start(c: Context, inventory: str | None, engine: str | None,
                    + ", ".join(localfleet.ENGINES), code=2)
     print(f"starting the local fleet of {inv.path} (engine {chosen})", file=sys.stderr)
     with user_errors():
-        return localfleet.up(inv, speed=_speed(speed), build_dir=_build_dir(c),
+        return localfleet.up(inv, engine="vllm" if chosen == "vllm" else "emulator",
+                             speed=_speed(speed), build_dir=_build_dir(c),
                              progress=_progress())
 
 
@@ -63,11 +64,13 @@ def _describe(state: localfleet.FleetState) -> str:
     return "\n".join(lines)
 
 
-@task(help={"inventory": _INV, "engine": "engine per GPU host: emulator (default)",
+@task(help={"inventory": _INV,
+            "engine": "engine per vLLM host: emulator (default) or vllm (the real vLLM, CPU "
+                      "build; `./dev vllm-setup` installs it)",
             "speed": "emulated speed factor: 10 = ten times faster (default 1)"})
 def up(c: Context, inventory: str | None = None, engine: str | None = None,
        speed: str | None = None) -> None:
-    """Start the local fleet on 127.0.0.1: an emulator per GPU host, LiteLLM in front."""
+    """Start the local fleet on 127.0.0.1: an engine per vLLM host, LiteLLM in front."""
     state = _start(c, inventory, engine, speed)
     print(_describe(state))
 

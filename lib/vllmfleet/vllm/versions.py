@@ -46,9 +46,10 @@ def parse_version(text: str) -> Version:
     return int(major), int(minor), int(patch or 0)
 
 
-def version_of_image(image: str) -> Version | None:
-    """The vLLM version an image reference pins, or None (no tag, ``latest``, a digest only)."""
-    match = _TAG.search(image)
+def version_of_image(image: str | None) -> Version | None:
+    """The vLLM version an image reference pins, or None (no image — a local host may have
+    none —, no tag, ``latest``, a digest only)."""
+    match = _TAG.search(image) if image else None
     if match is None:
         return None
     try:

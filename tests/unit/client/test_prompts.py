@@ -103,3 +103,37 @@ def test_a_tokenizer_it_cannot_match_ends_with_the_closest_count() -> None:
 
     with pytest.raises(HostError, match=r"exactly 200 tokens .*closest: (199|201)\)"):
         asyncio.run(_builder(odd_only).build(200))
+
+
+def _several_per_word(messages: list[dict[str, str]]) -> int:
+    """A small-vocabulary tokenizer: a word costs one token per 2 letters (rounded up), a
+    capitalised word 2 more, and words are not all one token (a pad "a" is)."""
+    words = re.findall(r"[A-Za-z]+", messages[0]["content"])
+    return 7 + sum((len(w) + 1) // 2 + (2 if w[0].isupper() else 0) for w in words)
+
+
+def _pads_cost_two(messages: list[dict[str, str]]) -> int:
+    """Words of 3 tokens, pads of 2: no single pad closes a gap of one token."""
+    words = re.findall(r"[A-Za-z]+", messages[0]["content"])
+    return 5 + sum(2 if w.lower() == "a" else 3 for w in words)
+
+
+@pytest.mark.parametrize("count", [_several_per_word, _pads_cost_two],
+                         ids=["several-per-word", "pads-cost-two"])
+def test_several_tokens_per_word_still_give_exact_sizes_for_every_size_and_seed(
+        count: Count) -> None:
+    # The old search stepped by the average cost per word and oscillated around such targets
+    # ("closest: 337" for 336) until its rounds ran out.
+    builder = _builder(count)
+
+    async def sweep() -> list[tuple[int, int, int]]:
+        wrong = []
+        for tokens in [*range(14, 80), 255, 336, 337, 1000, 1999]:
+            for seed in range(4):
+                calls = builder.calls
+                prompt = await builder.build(tokens, seed=seed)
+                if count(prompt.messages) != tokens or builder.calls - calls > 12:
+                    wrong.append((tokens, seed, builder.calls - calls))
+        return wrong
+
+    assert asyncio.run(sweep()) == []

@@ -22,6 +22,7 @@ from tests.conftest import REFERENCE
 from vllmfleet import inventory, localfleet
 from vllmfleet.errors import LocalFleetError
 from vllmfleet.localfleet import fleet
+from vllmfleet.localfleet import processes as fleet_processes
 from vllmfleet.localfleet.processes import is_ours, spawn, start_ticks, stop
 from vllmfleet.localfleet.state import (
     FleetState,
@@ -177,3 +178,18 @@ def test_status_reports_dead_processes(tmp_path: Path, started: list[tuple[int, 
     assert [(c.process.name, c.alive, c.detail) for c in report.components] == [
         ("armitage", False, "not running")]
     assert localfleet.status(tmp_path / "nothing-here") is None
+
+
+def test_stop_returns_only_when_the_whole_group_is_gone(tmp_path: Path) -> None:
+    # a leader that starts a child in its own group (as vLLM starts its engine and worker);
+    # the child ignores SIGTERM, so only the group SIGKILL ends it
+    family = [sys.executable, "-c",
+              "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+              "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              "print(\"child\", flush=True); time.sleep(120)']); time.sleep(120)"]
+    proc, ticks = spawn(family, log=tmp_path / "family.log")
+    Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.05),
+             retry=retry_if_result(lambda count: count < 2))(
+        lambda: len(fleet_processes.group_members(proc.pid)))  # the child is up
+    assert stop([(proc.pid, ticks)], grace_s=0.5) == [proc.pid]
+    assert fleet_processes.group_members(proc.pid) == []

@@ -1,0 +1,30 @@
+"""`inv plan` for CPU hosts, checked against what the real vLLM logs at start.
+
+vLLM 0.32.0 logs "CPU KV cache size: N tokens, Maximum concurrency for L tokens per request:
+C x" (``vllm/v1/core/kv_cache_utils.py``); with ``--kv-cache-memory-bytes`` fixed, the plan
+predicts both figures.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pytest_vllmfleet.fleet import Fleet
+from vllmfleet.inventory.cpu_plan import cpu_plan
+
+KV_LINE = re.compile(r"CPU KV cache size: ([\d,]+) tokens, Maximum concurrency for "
+                     r"([\d,]+) tokens per request: ([\d.]+)x")
+
+
+def test_the_kv_cache_vllm_reports_is_the_one_the_plan_predicts(
+        real_vllm_fleet: Fleet) -> None:
+    for host in real_vllm_fleet.hosts:
+        log = Path(real_vllm_fleet.logs) / f"{host}.log"
+        found = KV_LINE.findall(log.read_text(encoding="utf-8", errors="replace"))
+        assert found, f"{log} has no KV cache line"
+        tokens, length, concurrency = found[-1]
+        plan = cpu_plan(real_vllm_fleet.inventory, host)
+        assert plan.kv_tokens == int(tokens.replace(",", "")), host
+        assert plan.max_model_len == int(length.replace(",", "")), host
+        assert f"{plan.kv_tokens / plan.max_model_len:.2f}" == concurrency, host
