@@ -34,7 +34,9 @@ def test_the_real_engine_gets_exactly_the_rendered_flags(venv: Path) -> None:
                          start_timeout_s=None)
     assert run.argv == [str(venv / "bin" / "python"), "-m",
                         "vllm.entrypoints.openai.api_server",
-                        *render.vllm_args(host, bind="127.0.0.1", port=4321)]
+                        *render.vllm_args(host, bind="127.0.0.1", port=4321,
+                                          inventory=inventory)]
+    assert "--max-num-queued-reqs" in run.argv  # as `inv render` gives it (0.32 pinned)
     assert run.argv[-2:] == ["--kv-cache-memory-bytes", "64M"]  # extra_args ride along
     assert host.vllm is not None and run.start_timeout_s == host.vllm.start_timeout_s
     assert "host 'dixie'" in run.what
@@ -107,6 +109,7 @@ def test_the_emulator_gets_no_invented_gpu_for_a_cpu_host() -> None:
     run = engines.launch(inventory, inventory.hosts["finn"], engine="emulator", port=4321,
                          speed=20.0, extra=(), start_timeout_s=None)
     assert not any(arg.startswith("--emulator-gpu") for arg in run.argv)
-    assert run.argv[3:3 + len(render.vllm_args(inventory.hosts["finn"]))] == render.vllm_args(
-        inventory.hosts["finn"], bind="127.0.0.1", port=4321)
+    rendered = render.vllm_args(inventory.hosts["finn"], bind="127.0.0.1", port=4321,
+                                inventory=inventory)
+    assert run.argv[3:3 + len(rendered)] == rendered
     assert run.start_timeout_s == engines.EMULATOR_START_TIMEOUT_S
