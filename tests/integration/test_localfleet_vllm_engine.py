@@ -36,7 +36,8 @@ def _fake_vllm(cache: Path, *, fail: str | None) -> None:
         "shift 2\n"
         '[ "$HF_HUB_OFFLINE" = 1 ] && [ "$VLLM_HOST_IP" = 127.0.0.1 ] || exit 65\n'
         + failing +
-        f'PYTHONPATH="{LIB}" exec "{sys.executable}" -m vllmfleet.emulator "$@"\n')
+        f'PYTHONPATH="{LIB}" exec "{sys.executable}" -m vllmfleet.emulator "$@" '
+        f'--emulator-vllm-version {engines.VLLM_VERSION}\n')  # the version the venv pins
     script.chmod(0o755)
     (folder / engines.STAMP).write_text(f"{engines.VLLM_PACKAGE}\n")
 
