@@ -67,6 +67,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -84,16 +85,24 @@ CLAMP_HEADER = "x-vllmfleet-max-tokens-clamped"
 PARALLEL_RETRY_AFTER_S = 1
 """Retry-After for the in-flight cap: a slot frees when any running request ends."""
 
-_CHAT_FIELDS = ("max_tokens", "max_completion_tokens")
-# The output-token fields of each LiteLLM call type that generates text, as LiteLLM 1.106 names
-# the call types in async_pre_call_hook: chat and text completions, the Responses API
-# (/v1/responses, max_output_tokens) and the Anthropic-style /v1/messages (max_tokens).
-_OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
-    "completion": _CHAT_FIELDS, "acompletion": _CHAT_FIELDS,
-    "text_completion": _CHAT_FIELDS, "atext_completion": _CHAT_FIELDS,
-    "responses": ("max_output_tokens",), "aresponses": ("max_output_tokens",),
-    "anthropic_messages": ("max_tokens",),
+# Every field that asks for output tokens, on every call type that generates text. LiteLLM
+# 1.108.7 hands async_pre_call_hook the client's body as parsed JSON (plus its own keys) with
+# call_type = the route type: "acompletion" (/v1/chat/completions and the /openai/deployments,
+# /engines variants, whose path model is already in data["model"]), "atext_completion"
+# (/v1/completions), "aresponses" (/v1/responses), "anthropic_messages" (/v1/messages). Each
+# route forwards more than "its" field (LiteLLM maps max_completion_tokens <-> max_tokens and
+# merges ``extra_body`` into the backend body), so all fields are checked on all of them,
+# at the top level and inside ``extra_body``.
+_OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_PRIMARY_FIELD: dict[str, str] = {
+    "completion": "max_tokens", "acompletion": "max_tokens",
+    "text_completion": "max_tokens", "atext_completion": "max_tokens",
+    "responses": "max_output_tokens", "aresponses": "max_output_tokens",
+    "anthropic_messages": "max_tokens",
 }
+_MULTI_FIELDS = ("n", "best_of")
+# Call types that carry a model but generate no text: the name must still be an alias.
+_OTHER_CALLS = frozenset({"embedding", "aembedding", "acount_tokens", "count_tokens"})
 _CLAMP_KEY = "vllmfleet_max_tokens_clamped"
 _WRONG_KEY = ("Authentication Error: this key is not the proxy's master key, and the proxy "
               "keeps no key database, so no other key is valid. Send the master key "
@@ -120,13 +129,20 @@ class AliasLimits(NamedTuple):
     max_parallel: int
     rpm: int
     tpm: int
+    max_n: int = 1
 
 
 class Limits(NamedTuple):
-    """Every name a client may send, mapped to its alias's limits."""
+    """Every name a client may send, mapped to its alias's limits.
+
+    ``backends`` maps each raw backend name LiteLLM would also route
+    (``hosted_vllm/<served name>``) to the aliases served by it: such a name is refused
+    with a message naming them, since it bypasses the alias's own limits.
+    """
 
     aliases: Mapping[str, AliasLimits]
     limits_digest: str = ""
+    backends: Mapping[str, tuple[str, ...]] = {}
 
 
 class _LimitError(HTTPException):
@@ -159,7 +175,11 @@ def _alias_limits(name: str, raw: object, where: str) -> AliasLimits:
     alias = raw.get("alias", name)
     if not isinstance(alias, str) or not alias:
         raise LimitsFileError(f"{where}: aliases.{name}.alias must be a name, got {alias!r}")
-    return AliasLimits(alias=alias, on_max_output=mode, **values)
+    max_n = raw.get("max_n", 1)
+    if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
+        raise LimitsFileError(f"{where}: aliases.{name}.max_n must be a positive integer, "
+                              f"got {max_n!r}; re-run `inv render`")
+    return AliasLimits(alias=alias, on_max_output=mode, max_n=max_n, **values)
 
 
 def load_limits(path: str | Path) -> Limits:
@@ -176,7 +196,12 @@ def load_limits(path: str | Path) -> Limits:
         raise LimitsFileError(f"{p}: expected an object with an 'aliases' object")
     aliases = {str(name): _alias_limits(str(name), raw, str(p))
                for name, raw in data["aliases"].items()}
-    return Limits(aliases=aliases, limits_digest=str(data.get("limits_digest", "")))
+    backends = data.get("backends", {})
+    if not isinstance(backends, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in backends.values()):
+        raise LimitsFileError(f"{p}: 'backends' must map backend names to lists of aliases")
+    return Limits(aliases=aliases, limits_digest=str(data.get("limits_digest", "")),
+                  backends={str(k): tuple(v) for k, v in backends.items()})
 
 
 def default_limits_path() -> Path:
@@ -209,6 +234,87 @@ def _whole_number(field: str, value: object, model: str) -> int:
                  f"send {field} as an integer, e.g. {field}=256.",
             type="invalid_request_error", param=field)
     return number
+
+
+_CLAMP_VALUE = re.compile(r"[0-9]{1,9}->[0-9]{1,9}")
+_METADATA_KEYS = ("metadata", "litellm_metadata")
+
+
+def _metadata_buckets(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in (data.get(k) for k in _METADATA_KEYS) if isinstance(b, dict)]
+
+
+def _forget_clamp(data: dict[str, Any]) -> None:
+    """Drop a clamp record the client put in its own metadata: headers echo nothing."""
+    for bucket in _metadata_buckets(data):
+        bucket.pop(_CLAMP_KEY, None)
+
+
+def _remember_clamp(data: dict[str, Any], asked: int, limit: int) -> None:
+    buckets = _metadata_buckets(data)
+    if not buckets:
+        data["metadata"] = {}
+        buckets = [data["metadata"]]
+    buckets[0][_CLAMP_KEY] = f"{asked}->{limit}"
+
+
+def _bad(param: str, message: str) -> _LimitError:
+    return _LimitError(400, f"{param}: {message}", type="invalid_request_error", param=param)
+
+
+def _check_messages(data: Mapping[str, Any]) -> None:
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages", "must be a non-empty list of message objects, got "
+                               f"{type(messages).__name__}")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages[{i}]", "must be an object with role and content, got "
+                                         f"{type(message).__name__}")
+        content = message.get("content")
+        if content is None or isinstance(content, str):
+            continue
+        if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
+            raise _bad(f"messages[{i}].content", "must be a string or a list of content "
+                                                 f"parts (objects), got {type(content).__name__}")
+
+
+def _check_prompt(data: Mapping[str, Any]) -> None:
+    prompt = data.get("prompt")
+    if isinstance(prompt, str):
+        return
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        return
+    if isinstance(prompt, list) and prompt and all(
+            isinstance(p, (int, list)) for p in prompt):
+        raise _bad("prompt", "token ids are not accepted through this proxy (LiteLLM 1.108 "
+                             "cannot forward them to vLLM); send the prompt as text")
+    raise _bad("prompt", f"must be a string or a list of strings, got {type(prompt).__name__}")
+
+
+def _check_input(data: Mapping[str, Any]) -> None:
+    value = data.get("input")
+    if isinstance(value, str) and value:
+        return
+    if isinstance(value, list) and value and all(isinstance(i, (dict, str)) for i in value):
+        return
+    raise _bad("input", "must be a string or a non-empty list of input items, got "
+                        f"{type(value).__name__}")
+
+
+_BODY_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "acompletion": _check_messages, "completion": _check_messages,
+    "anthropic_messages": _check_messages,
+    "atext_completion": _check_prompt, "text_completion": _check_prompt,
+    "aresponses": _check_input, "responses": _check_input,
+}
+
+
+def _check_body(call_type: str, data: Mapping[str, Any]) -> None:
+    """A 400 naming the field for a body LiteLLM would fail on with a 500."""
+    check = _BODY_CHECKS.get(call_type)
+    if check is not None:
+        check(data)
 
 
 def _retry_hint(exc: BaseException) -> float | None:
@@ -252,42 +358,119 @@ class VllmfleetHooks(CustomLogger):
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict[str, Any],
                                   call_type: str) -> dict[str, Any]:
-        """Reject, clamp or fill in the requested output tokens of a known alias."""
-        limits = self.limits.aliases.get(str(data.get("model")))
-        fields = _OUTPUT_FIELDS.get(call_type)
-        if limits is None or fields is None:
+        """Refuse names that are not aliases, malformed bodies, and output over the limit.
+
+        Over the limit: a 400 naming the field and the limit, or (``on_max_output: clamp``)
+        the field lowered to the limit. A request that names no limit gets the alias's.
+        """
+        _forget_clamp(data)
+        if "model" not in data and call_type not in _PRIMARY_FIELD:
+            return data  # files, batches, management: no model, nothing generated here
+        model = data.get("model")
+        limits = self._resolve(model)
+        if call_type in _OTHER_CALLS:
             return data
+        primary = _PRIMARY_FIELD.get(call_type)
+        if primary is None:
+            raise _LimitError(
+                400, f"this proxy does not serve {call_type!r} requests for model {model!r}: "
+                     "it enforces its limits on /v1/chat/completions, /v1/completions, "
+                     "/v1/responses and /v1/messages only; use one of those.",
+                type="invalid_request_error", param="model")
+        _check_body(call_type, data)
+        extra = data.get("extra_body")
+        if extra is not None and not isinstance(extra, dict):
+            raise _LimitError(400, f"extra_body must be a JSON object, got "
+                                   f"{type(extra).__name__}", type="invalid_request_error",
+                              param="extra_body")
+        places: list[tuple[str, dict[str, Any]]] = [("", data)]
+        if isinstance(extra, dict):
+            places.append(("extra_body.", extra))
+        self._check_n(limits, places, str(model))
         limit = limits.max_output_tokens
-        asked = [(f, data[f]) for f in fields if data.get(f) is not None]
+        asked = [(prefix, where, f) for prefix, where in places for f in _OUTPUT_FIELDS
+                 if where.get(f) is not None]
         if not asked:
-            data[fields[0]] = limit
+            data[primary] = limit
             return data
-        for field, raw in asked:
-            value = _whole_number(field, raw, str(data.get("model")))
-            data[field] = value
+        for prefix, where, field in asked:
+            value = _whole_number(prefix + field, where[field], str(model))
+            where[field] = value
             if value <= limit:
                 continue
             if limits.on_max_output == "clamp":
-                data[field] = limit
-                metadata = data.setdefault("metadata", {})
-                if isinstance(metadata, dict):
-                    metadata[_CLAMP_KEY] = f"{value}->{limit}"
+                where[field] = limit
+                _remember_clamp(data, value, limit)
                 continue
             raise _LimitError(
-                400, f"{field}={value} exceeds the output limit of model {data.get('model')!r} "
+                400, f"{prefix}{field}={value} exceeds the output limit of model {model!r} "
                      f"(alias {limits.alias}): max_output_tokens={limit}. "
                      f"Ask for at most {limit} output tokens.",
-                type="invalid_request_error", param=field)
+                type="invalid_request_error", param=prefix + field)
         return data
+
+    def _resolve(self, model: object) -> AliasLimits:
+        """The limits of the alias ``model`` names; any other name is a 400."""
+        if isinstance(model, str):
+            limits = self.limits.aliases.get(model)
+            if limits is not None:
+                return limits
+        known = ", ".join(sorted(self.limits.aliases))
+        served = self.limits.backends.get(model) if isinstance(model, str) else None
+        if served:
+            raise _LimitError(
+                400, f"model {model!r} is a backend name, not an alias of this proxy: the "
+                     f"proxy enforces limits per alias. Send one of the aliases it serves: "
+                     f"{', '.join(served)}.", type="invalid_request_error", param="model")
+        shown = repr(model)[:80] if isinstance(model, str) else type(model).__name__
+        raise _LimitError(
+            400, f"model {shown} is not an alias of this proxy; send one of: {known}.",
+            type="invalid_request_error", param="model")
+
+    @staticmethod
+    def _check_n(limits: AliasLimits, places: list[tuple[str, dict[str, Any]]],
+                 model: str) -> None:
+        """``n`` and ``best_of`` multiply the output: at most the alias's ``max_n``."""
+        for prefix, where in places:
+            for field in _MULTI_FIELDS:
+                if where.get(field) is None:
+                    continue
+                value = _whole_number(prefix + field, where[field], model)
+                where[field] = value
+                if value > limits.max_n:
+                    raise _LimitError(
+                        400, f"{prefix}{field}={value} exceeds the alias's max_n={limits.max_n} "
+                             f"(model {model!r}, alias {limits.alias}): each choice may "
+                             f"use max_output_tokens={limits.max_output_tokens}, so the "
+                             f"proxy allows at most {limits.max_n} per request.",
+                        type="invalid_request_error", param=prefix + field)
+
+    async def async_pre_call_deployment_hook(self, kwargs: dict[str, Any],
+                                             call_type: Any) -> dict[str, Any] | None:
+        """The last look before the backend call: no pass-through, nothing over the limit.
+
+        LiteLLM 1.108.7 runs this (``utils.async_pre_call_deployment_hook``) for every
+        provider call, after the deployment is chosen, on the final arguments -- also for
+        ``/vllm/*`` pass-through requests (call type ``allm_passthrough_route``), which skip
+        :meth:`async_pre_call_hook` and would reach vLLM with no limit at all.
+        """
+        kind = str(getattr(call_type, "value", call_type))
+        if kind in ("allm_passthrough_route", "llm_passthrough_route"):
+            raise _LimitError(
+                403, "the /vllm/* pass-through routes skip the proxy's limits and are "
+                     "closed; use /v1/chat/completions, /v1/completions, /v1/responses or "
+                     "/v1/messages.", type="invalid_request_error")
+        return None
 
     async def async_post_call_response_headers_hook(
             self, data: dict[str, Any], user_api_key_dict: Any, response: Any,
             request_headers: dict[str, str] | None = None,
             litellm_call_info: dict[str, object] | None = None) -> dict[str, str] | None:
-        """Tell the client when its max_tokens was clamped."""
-        metadata = data.get("metadata")
-        if isinstance(metadata, dict) and metadata.get(_CLAMP_KEY):
-            return {CLAMP_HEADER: str(metadata[_CLAMP_KEY])}
+        """Tell the client when its max_tokens was clamped (digits only, never its text)."""
+        for bucket in _metadata_buckets(data):
+            value = bucket.get(_CLAMP_KEY)
+            if isinstance(value, str) and _CLAMP_VALUE.fullmatch(value):
+                return {CLAMP_HEADER: value}
         return None
 
     # -- failures -------------------------------------------------------------------------

@@ -156,6 +156,8 @@ class Alias:
     queue_depth: int = spec(default=0, ge=0, help="the requests allowed to wait at the backend",
                             example="4")
     on_max_output: Literal["reject", "clamp"] = "reject"
+    max_n: int = spec(default=1, ge=1, help="the most choices (n, best_of) one request may ask "
+                      "for; each may use max_output_tokens", example="1")
 
     @property
     def names(self) -> list[str]:

@@ -44,6 +44,11 @@ LIMITS_FILE = "vllmfleet_limits.json"
 HOOKS_SOURCE = "proxy_hooks.py"         # in the vllmfleet package
 
 
+def backend_model(served_model_name: str) -> str:
+    """The deployment's ``litellm_params.model``: LiteLLM's provider prefix + vLLM's name."""
+    return f"hosted_vllm/{served_model_name}"
+
+
 def default_api_base(host: Host) -> str:
     """The OpenAI base URL of ``host``'s vLLM server as the proxy reaches it."""
     if host.vllm is None:
@@ -123,11 +128,20 @@ def limits(inventory: Inventory) -> dict[str, Any]:
                 "max_parallel": alias.max_parallel,
                 "rpm": alias.rpm,
                 "tpm": alias.tpm,
+                "max_n": alias.max_n,
             }
+    # Raw backend names LiteLLM also routes (a deployment's litellm_params.model): refused
+    # by the hooks with a message naming the aliases served there.
+    backends: dict[str, list[str]] = {}
+    for alias in inventory.aliases.values():
+        host = inventory.hosts[alias.host]
+        if host.vllm is not None:
+            backends.setdefault(backend_model(host.vllm.served_model_name), []).append(alias.name)
     # A digest of the limits themselves (not of the whole inventory): an edit elsewhere in
     # the inventory must not change this file, or every deploy would restart the proxy.
     canonical = json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
-    return {"aliases": table, "limits_digest": hashlib.sha256(canonical).hexdigest()}
+    return {"aliases": table, "backends": backends,
+            "limits_digest": hashlib.sha256(canonical).hexdigest()}
 
 
 def hooks_source() -> str:

@@ -204,7 +204,10 @@ def test_limits_json_covers_every_name_a_client_may_send(
     assert {n: v["alias"] for n, v in data["aliases"].items()} == names
     assert data["aliases"]["local/chat"] == {
         "alias": "qwen2.5-7b-armitage", "max_input_tokens": 7000, "max_output_tokens": 768,
-        "on_max_output": "reject", "max_parallel": 5, "rpm": 40, "tpm": 80000}
+        "on_max_output": "reject", "max_parallel": 5, "rpm": 40, "tpm": 80000, "max_n": 1}
+    # the raw backend names LiteLLM also routes, for the hooks to refuse by name
+    assert data["backends"]["hosted_vllm/llama31-8b-wintermute"] == [
+        "llama31-8b-wintermute", "llama31-8b-wintermute-burst"]
 
 
 def test_proxy_unit_and_env_template_hold_no_secret(rendered: dict[str, RenderedFile]) -> None:
