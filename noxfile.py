@@ -31,7 +31,7 @@ def imports(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, real LiteLLM included (pass pytest arguments after --)."""
-    session.install("-e", ".[proxy,dev]")
+    session.install("-c", "constraints.txt", "-e", ".[proxy,dev]")
     session.run("pytest", *session.posargs)
 
 
@@ -40,3 +40,16 @@ def acceptance(session: nox.Session) -> None:
     """The fleet's acceptance suites against a local fleet (pytest -m ...; add --host etc.)."""
     session.install("-e", ".[proxy,dev]")
     session.run("pytest", "-m", "context_limit or burst or rejection", *session.posargs)
+
+
+@nox.session(default=False)
+def litellm_latest(session: nox.Session) -> None:
+    """Proxy hooks and integration tests against the newest LiteLLM release (drift watch)."""
+    session.install("-e", ".[proxy,dev]")
+    session.install("--upgrade", "litellm[proxy]")
+    session.run("python", "-c", "import importlib.metadata as m; "
+                "print('litellm', m.version('litellm'))")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/unit/test_proxy_hooks.py",
+                "tests/integration/test_proxy_adversarial.py",
+                "tests/integration/test_proxy_limits.py",
+                "tests/integration/test_proxy_burst.py", *session.posargs)

@@ -338,12 +338,91 @@ def _retry_hint(exc: BaseException) -> float | None:
     return None
 
 
+# vLLM >= 0.29 with --max-num-queued-reqs / --max-num-queued-tokens answers 503 with these
+# messages (vllm/exceptions.py QueueOverflowError, MaxQueuedTokensError, read in 0.32.0).
+_QUEUE_FULL = ("The engine is currently busy and cannot accept new requests",
+               "The engine has reached its prefill token backlog limit")
+
+
+def _is_queue_full(exc: BaseException) -> bool:
+    """A backend's "queue full" 503: a limit (429 + Retry-After), not a fault."""
+    if getattr(exc, "status_code", None) != 503:
+        return False
+    text = str(getattr(exc, "message", None) or exc)
+    return any(phrase in text for phrase in _QUEUE_FULL)
+
+
 def _is_rate_limit(exc: BaseException) -> bool:
     """A 429, or the router's "no deployments available" that LiteLLM answers with 429."""
     if getattr(exc, "status_code", None) == 429:
         return True
     text = str(exc)
     return any(phrase in text for phrase in _NO_DEPLOYMENT)
+
+
+_PENDING_TTL_S = 30.0
+
+
+def call_id_of(data: Mapping[str, Any]) -> str | None:
+    """LiteLLM's id of one request (``litellm_call_id``, set by the proxy before the hooks)."""
+    value = data.get("litellm_call_id")
+    return value if isinstance(value, str) and value else None
+
+
+def _proxy_exception(code: int, message: str, *, type: str,
+                     headers: dict[str, str]) -> Exception:
+    from litellm.proxy._types import ProxyException  # the proxy's own error: headers kept
+
+    return ProxyException(message=message, type=type, param=None, code=code, headers=headers)
+
+
+def _seconds_left_in_minute(clock: Callable[[], float]) -> int:
+    return max(1, math.ceil(60.0 - clock() % 60.0))
+
+
+async def _capacity_refusal(model_id: str, clock: Callable[[], float], pending: int = 0
+                            ) -> tuple[str, int] | None:
+    """Why LiteLLM's router would refuse ``model_id`` now (message, Retry-After), or None."""
+    import litellm
+    from litellm.proxy import proxy_server
+    from litellm.router_utils.client_initalization_utils import MaxParallelRequestsLimit
+    from litellm.router_utils.pre_call_checks.model_rate_limit_check import (
+        ModelRateLimitingCheck,
+    )
+
+    router = getattr(proxy_server, "llm_router", None)
+    if router is None:
+        return None
+    as_dict = next((d for d in router.model_list
+                    if (d.get("model_info") or {}).get("id") == model_id), None)
+    if as_dict is None:
+        return None
+    slots = router._get_client(deployment=as_dict, kwargs={},
+                               client_type="max_parallel_requests")
+    if isinstance(slots, MaxParallelRequestsLimit) and \
+            slots.in_flight + pending >= slots.max_parallel_requests:
+        return (f"Deployment has all max_parallel_requests slots in use: model {model_id} "
+                f"already has max_parallel_requests={slots.max_parallel_requests} requests "
+                "in flight; retry when one ends.", PARALLEL_RETRY_AFTER_S)
+    check = next((c for c in litellm.callbacks if isinstance(c, ModelRateLimitingCheck)), None)
+    if check is None:
+        return None
+    tpm_limit, rpm_limit = check._get_deployment_limits(as_dict)
+    minute = time.strftime("%H-%M", time.gmtime(clock()))
+    tpm_key, rpm_key = check._get_cache_keys(as_dict, minute)
+    if rpm_limit is not None:
+        used = await check.dual_cache.async_get_cache(key=rpm_key)
+        if isinstance(used, int) and used >= rpm_limit:
+            return (f"Model rate limit exceeded. RPM limit={rpm_limit}, current usage={used} "
+                    f"(model {model_id}); the window is the clock minute.",
+                    _seconds_left_in_minute(clock))
+    if tpm_limit is not None:
+        used = await check._async_get_current_tpm(tpm_key, tpm_limit, None)
+        if isinstance(used, int) and used >= tpm_limit:
+            return (f"Model rate limit exceeded. TPM limit={tpm_limit}, current usage={used} "
+                    f"(model {model_id}); the window is the clock minute.",
+                    _seconds_left_in_minute(clock))
+    return None
 
 
 class VllmfleetHooks(CustomLogger):
@@ -353,6 +432,9 @@ class VllmfleetHooks(CustomLogger):
         super().__init__()
         self.limits = limits
         self._clock = clock
+        # requests admitted by the pre-call hook that have not reached the router's slot yet,
+        # per alias: call id -> admitted at (monotonic s); see _refuse_when_full
+        self._pending: dict[str, dict[str, float]] = {}
 
     # -- requests -------------------------------------------------------------------------
 
@@ -387,6 +469,7 @@ class VllmfleetHooks(CustomLogger):
         if isinstance(extra, dict):
             places.append(("extra_body.", extra))
         self._check_n(limits, places, str(model))
+        await self._refuse_when_full(limits, data)
         limit = limits.max_output_tokens
         asked = [(prefix, where, f) for prefix, where in places for f in _OUTPUT_FIELDS
                  if where.get(f) is not None]
@@ -445,6 +528,45 @@ class VllmfleetHooks(CustomLogger):
                              f"proxy allows at most {limits.max_n} per request.",
                         type="invalid_request_error", param=prefix + field)
 
+    async def _refuse_when_full(self, limits: AliasLimits, data: Mapping[str, Any]) -> None:
+        """A 429 with Retry-After now, when LiteLLM's own check would refuse without one.
+
+        On /v1/completions and /v1/messages LiteLLM 1.108.7 ignores what
+        :meth:`async_post_call_failure_hook` returns (proxy_server.completion and
+        anthropic_endpoints build their own error), so the RPM/TPM and parallel-cap 429s
+        the router raises there carry no Retry-After. This looks at the same counters first
+        -- the deployment's ``MaxParallelRequestsLimit`` and ``ModelRateLimitingCheck``'s
+        per-minute keys -- without changing them, and refuses with a ``ProxyException``,
+        whose headers every route keeps. LiteLLM's own checks still run after it (two
+        requests racing for the last slot may still meet LiteLLM's bare 429). A burst passes
+        this hook before any of it takes a slot, so requests admitted here count as taken
+        until the deployment hook sees them at the backend call (or they fail, or
+        :data:`_PENDING_TTL_S` passes). Any surprise
+        in LiteLLM's internals skips the look: it never fails a request by itself.
+        """
+        pending = self._pending.setdefault(limits.alias, {})
+        now = time.monotonic()
+        for call_id in [c for c, t in pending.items() if now - t > _PENDING_TTL_S]:
+            del pending[call_id]  # never reached the router and never failed: forget it
+        try:
+            refusal = await _capacity_refusal(limits.alias, self._clock, len(pending))
+        except Exception as exc:  # a look at internals must never fail a request
+            _log.debug("vllmfleet hooks: capacity look skipped: %r", exc)
+            return
+        if refusal is not None:
+            message, retry_after = refusal
+            raise _proxy_exception(429, message, type="rate_limit_error",
+                                   headers={"Retry-After": str(retry_after)})
+        if call_id_of(data) is not None:
+            pending[str(call_id_of(data))] = now
+
+    def _admitted(self, data: Mapping[str, Any]) -> None:
+        """The request reached the router's slot (or failed): no longer pending."""
+        call_id = call_id_of(data)
+        if call_id is not None:
+            for pending in self._pending.values():
+                pending.pop(call_id, None)
+
     async def async_pre_call_deployment_hook(self, kwargs: dict[str, Any],
                                              call_type: Any) -> dict[str, Any] | None:
         """The last look before the backend call: no pass-through, nothing over the limit.
@@ -454,6 +576,7 @@ class VllmfleetHooks(CustomLogger):
         ``/vllm/*`` pass-through requests (call type ``allm_passthrough_route``), which skip
         :meth:`async_pre_call_hook` and would reach vLLM with no limit at all.
         """
+        self._admitted(kwargs)
         kind = str(getattr(call_type, "value", call_type))
         if kind in ("allm_passthrough_route", "llm_passthrough_route"):
             raise _LimitError(
@@ -496,13 +619,20 @@ class VllmfleetHooks(CustomLogger):
                                            ) -> HTTPException | None:
         """Give a 429 a standard Retry-After, a wrong key a 401; leave other errors alone."""
         exc = original_exception
+        if isinstance(request_data, Mapping):
+            self._admitted(request_data)
         if getattr(exc, "type", None) == "no_db_connection":
             return _LimitError(401, _WRONG_KEY, type="auth_error")
-        if not _is_rate_limit(exc):
-            return None
         headers = getattr(exc, "headers", None)
-        if isinstance(exc, HTTPException) and headers and any(
-                k.lower() == "retry-after" for k in headers):
+        if isinstance(headers, Mapping) and any(k.lower() == "retry-after" for k in headers) \
+                and not hasattr(exc, "llm_provider"):
+            return None  # ours (a ProxyException/HTTPException that already says when)
+        if _is_queue_full(exc):
+            message = str(getattr(exc, "message", None) or exc)
+            return _LimitError(429, f"the backend's request queue is full: {message}",
+                               type="rate_limit_error",
+                               headers={"Retry-After": str(PARALLEL_RETRY_AFTER_S)})
+        if not _is_rate_limit(exc):
             return None
         message = str(getattr(exc, "message", None) or getattr(exc, "detail", None) or exc)
         return _LimitError(429, message, type="rate_limit_error",

@@ -101,8 +101,9 @@ class Burst:
         return sorted(r.status_code for r in self.responses)
 
 
-def burst(fleet: LocalFleet, bodies: Sequence[dict[str, Any]], *, watch: str) -> Burst:
-    """Send ``bodies`` at once through the proxy; poll ``watch``'s metrics meanwhile."""
+def burst(fleet: LocalFleet, bodies: Sequence[dict[str, Any]], *, watch: str,
+          route: str = "/v1/chat/completions") -> Burst:
+    """Send ``bodies`` at once to ``route`` of the proxy; poll ``watch``'s metrics meanwhile."""
 
     async def run() -> Burst:
         headers = {"Authorization": f"Bearer {fleet.key}"}
@@ -110,7 +111,7 @@ def burst(fleet: LocalFleet, bodies: Sequence[dict[str, Any]], *, watch: str) ->
         async with httpx.AsyncClient(base_url=fleet.state.proxy_url, headers=headers,
                                      timeout=120.0, limits=limits, trust_env=False) as client, \
                 httpx.AsyncClient(timeout=5.0, trust_env=False) as poller:
-            sends = [asyncio.ensure_future(client.post("/v1/chat/completions", json=b))
+            sends = [asyncio.ensure_future(client.post(route, json=b))
                      for b in bodies]
             most = 0.0
             while not all(s.done() for s in sends):

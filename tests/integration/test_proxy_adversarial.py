@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.fleetkit import LocalFleet
+from tests.integration.fleetkit import LocalFleet, burst
 
 ALIAS = "probe-out"
 LIMIT = 16
@@ -276,3 +276,42 @@ def test_a_clamp_header_says_only_what_the_proxy_did(local_fleet: LocalFleet) ->
     assert response.status_code == 200, response.text[:300]
     assert response.headers["x-vllmfleet-max-tokens-clamped"] == "500->32"
     assert "x-injected" not in response.headers
+
+
+# -- one Retry-After contract on every 429 of every route ------------------------------
+
+ROUTE_BODIES = {
+    CHAT: lambda model, n: {"model": model, "messages": MSG, "max_tokens": n},
+    TEXT: lambda model, n: {"model": model, "prompt": "Say hello.", "max_tokens": n},
+    MESSAGES: lambda model, n: {"model": model, "messages": MSG, "max_tokens": n},
+}
+
+
+@pytest.mark.parametrize("route", [CHAT, TEXT, MESSAGES])
+def test_rpm_429s_carry_retry_after_on_every_route(local_fleet: LocalFleet,
+                                                   route: str) -> None:
+    # probe-rpm allows 3 per clock minute: 7 quick requests put at least 4 into one minute
+    with local_fleet.proxy() as client:
+        responses = [client.post(route, json=ROUTE_BODIES[route]("probe-rpm", 4))
+                     for _ in range(7)]
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, [r.text[:200] for r in responses]
+    limited = [r for r in responses if r.status_code == 429]
+    assert limited, statuses
+    for r in limited:
+        assert 1 <= int(r.headers["Retry-After"]) <= 60, (route, dict(r.headers))
+        assert "RPM limit=3" in r.text
+
+
+@pytest.mark.parametrize("route", [CHAT, TEXT, MESSAGES])
+def test_parallel_cap_429s_carry_retry_after_on_every_route(local_fleet: LocalFleet,
+                                                            route: str) -> None:
+    alias = local_fleet.inventory.aliases["llama31-8b-wintermute-burst"]  # cap 2 + 6 = 8
+    bodies = [ROUTE_BODIES[route](alias.name, 32)] * (alias.max_parallel + 4)
+    result = burst(local_fleet, bodies, watch="wintermute", route=route)
+    assert set(result.statuses) <= {200, 429}, [r.text[:200] for r in result.responses]
+    limited = [r for r in result.responses if r.status_code == 429]
+    assert limited, result.statuses
+    for r in limited:
+        assert r.headers.get("Retry-After") == "1", (route, dict(r.headers), r.text[:200])
+        assert "max_parallel_requests" in r.text

@@ -402,6 +402,34 @@ def test_the_response_headers_are_read_when_the_own_headers_lack_a_hint(
     assert _fail(hooks, exc).headers == {"Retry-After": "60"}
 
 
+@pytest.mark.parametrize("message", [
+    "The engine is currently busy and cannot accept new requests. Please try again later "
+    "or on a different instance.",
+    "The engine has reached its prefill token backlog limit. Please try again later or on "
+    "a different instance."])
+def test_a_backend_queue_full_503_becomes_a_429_with_retry_after(hooks: ModuleType,
+                                                                message: str) -> None:
+    exc = litellm.ServiceUnavailableError(message=message, model="a", llm_provider="hosted_vllm")
+    result = _fail(hooks, exc)
+    assert result.status_code == 429
+    assert result.headers == {"Retry-After": "1"}
+    assert "queue is full" in result.detail
+
+
+def test_a_503_that_is_not_queue_full_stays_a_fault(hooks: ModuleType) -> None:
+    exc = litellm.ServiceUnavailableError(message="engine dead", model="a",
+                                          llm_provider="hosted_vllm")
+    assert _fail(hooks, exc) is None
+
+
+def test_our_own_429_with_retry_after_is_left_as_it_is(hooks: ModuleType) -> None:
+    from litellm.proxy._types import ProxyException
+
+    exc = ProxyException(message="RPM limit=3", type="rate_limit_error", param=None, code=429,
+                         headers={"Retry-After": "12"})
+    assert _fail(hooks, exc) is None
+
+
 @pytest.mark.parametrize("exc", [
     litellm.BadRequestError(message="too long", model="a", llm_provider="hosted_vllm"),
     litellm.InternalServerError(message="boom", model="a", llm_provider="hosted_vllm"),
