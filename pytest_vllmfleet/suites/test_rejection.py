@@ -4,6 +4,9 @@
   and the backend's max_model_len (so only the proxy can refuse it) → 4xx naming the limit;
 - over max_output_tokens, per alias, through the proxy → 4xx naming the limit, or, for an
   alias with ``on_max_output: clamp``, an answer of at most max_output_tokens;
+- the known ways around the output limit, per alias, through the proxy: the backend's own
+  name (``hosted_vllm/<served name>``), ``extra_body.max_tokens``, ``max_completion_tokens``
+  beside a small ``max_tokens``, ``n=2`` → refused (4xx) or answered within the limit;
 - over max_model_len, per host, directly at vLLM → 4xx naming max_model_len;
 - afterwards every selected host still serves, directly and through the proxy.
 
@@ -28,6 +31,7 @@ from pytest_vllmfleet.checks import (
 )
 from pytest_vllmfleet.fleet import Fleet
 from pytest_vllmfleet.plugin import Recorder
+from vllmfleet.acceptance.limits import held_or_refused
 from vllmfleet.client import FleetClient
 from vllmfleet.client.prompts import PromptBuilder
 from vllmfleet.inventory import Alias
@@ -73,6 +77,35 @@ def test_over_max_output_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alia
         problems = refused_naming(result, limit=limit, what="max_output_tokens")
     if problems:
         fail_with(where, problems)
+
+
+def _bypass(kind: str, alias: Alias, served: str) -> dict[str, Any]:
+    over = alias.max_output_tokens + 1
+    return {
+        "backend-name": {"model": f"hosted_vllm/{served}", "max_tokens": over},
+        "extra_body": {"model": alias.name, "max_tokens": 1, "extra_body": {"max_tokens": over}},
+        "both-fields": {"model": alias.name, "max_tokens": 1, "max_completion_tokens": over},
+        "n": {"model": alias.name, "max_tokens": alias.max_output_tokens,
+              "n": alias.max_n + 1},
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", ["backend-name", "extra_body", "both-fields", "n"])
+@pytest.mark.parametrize("fleet_target", ["proxy"])
+def test_no_way_around_the_output_limit(fleet: Fleet, fleet_alias: Alias, fleet_target: str,
+                                        kind: str, proxy_client: FleetClient,
+                                        fleet_report: Recorder) -> None:
+    served = fleet.vllm(fleet_alias.host).served_model_name
+    body = _bypass(kind, fleet_alias, served)
+    model = body.pop("model")
+    result = fleet.run(proxy_client.chat(model=model, messages=SHORT, **body))
+    fleet_report.add("rejection", [result], host=fleet_alias.host, target="proxy",
+                     model=fleet_alias.name, max_input_tokens=fleet_alias.max_input_tokens,
+                     label=f"bypass {kind}")
+    limit = fleet_alias.max_output_tokens * (fleet_alias.max_n if kind == "n" else 1)
+    problems = held_or_refused(result, limit=limit)
+    if problems:
+        fail_with(f"{fleet_alias.name} via proxy, {kind}: {body}", problems)
 
 
 @pytest.mark.parametrize("fleet_target", ["direct"])
