@@ -83,6 +83,7 @@ LIMITS_ENV = "VLLMFLEET_LIMITS"
 LIMITS_FILE = "vllmfleet_limits.json"
 CLAMP_HEADER = "x-vllmfleet-max-tokens-clamped"
 PARALLEL_RETRY_AFTER_S = 1
+TOKENIZE_TIMEOUT_S = 10.0
 """Retry-After for the in-flight cap: a slot frees when any running request ends."""
 
 # Every field that asks for output tokens, on every call type that generates text. LiteLLM
@@ -130,6 +131,10 @@ class AliasLimits(NamedTuple):
     rpm: int
     tpm: int
     max_n: int = 1
+    exact_input: bool = False
+    tokenize_url: str = ""
+    served_model_name: str = ""
+    backend_key_env: str = ""
 
 
 class Limits(NamedTuple):
@@ -179,7 +184,18 @@ def _alias_limits(name: str, raw: object, where: str) -> AliasLimits:
     if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
         raise LimitsFileError(f"{where}: aliases.{name}.max_n must be a positive integer, "
                               f"got {max_n!r}; re-run `inv render`")
-    return AliasLimits(alias=alias, on_max_output=mode, max_n=max_n, **values)
+    exact = raw.get("exact_input", False)
+    strings = {key: raw.get(key, "") for key in ("tokenize_url", "served_model_name",
+                                                  "backend_key_env")}
+    if not isinstance(exact, bool) or not all(isinstance(v, str) for v in strings.values()):
+        raise LimitsFileError(f"{where}: aliases.{name}: exact_input must be true/false and "
+                              "tokenize_url, served_model_name, backend_key_env strings; "
+                              "re-run `inv render`")
+    if exact and not (strings["tokenize_url"] and strings["served_model_name"]):
+        raise LimitsFileError(f"{where}: aliases.{name}: exact_input needs tokenize_url and "
+                              "served_model_name; re-run `inv render`")
+    return AliasLimits(alias=alias, on_max_output=mode, max_n=max_n, exact_input=exact,
+                       **strings, **values)
 
 
 def load_limits(path: str | Path) -> Limits:
@@ -310,6 +326,64 @@ _BODY_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
 }
 
 
+def _text_of(content: object) -> str:
+    """An Anthropic system/content value as plain text (text blocks joined)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(b.get("text", "")) for b in content
+                         if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def _tokenize_bodies(call_type: str, data: Mapping[str, Any], served: str
+                     ) -> tuple[str, list[dict[str, Any]]]:
+    """What to send to vLLM's /tokenize for this request: (the field, request bodies).
+
+    A chat-shaped request is counted as chat (``messages``, with the template); a text
+    completion per prompt (vLLM runs each prompt of a list as its own request).
+    """
+    if call_type in ("atext_completion", "text_completion"):
+        prompt = data.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+        return "prompt", [{"model": served, "prompt": p} for p in prompts]
+    if call_type in ("aresponses", "responses"):
+        value = data.get("input")
+        messages: list[Any] = ([{"role": "user", "content": value}] if isinstance(value, str)
+                               else [i for i in value or [] if isinstance(i, dict)
+                                     and "role" in i])
+        if isinstance(data.get("instructions"), str):
+            messages.insert(0, {"role": "system", "content": data["instructions"]})
+        return "input", [{"model": served, "messages": messages}]
+    messages = [dict(m) for m in data.get("messages") or []]
+    if call_type == "anthropic_messages":
+        for m in messages:
+            if not isinstance(m.get("content"), str):
+                m["content"] = _text_of(m.get("content"))
+        system = _text_of(data.get("system"))
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
+    body: dict[str, Any] = {"model": served, "messages": messages}
+    if data.get("tools") and call_type != "anthropic_messages":
+        body["tools"] = data["tools"]
+    return "messages", [body]
+
+
+def _json_field(response: Any, key: str) -> object:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _error_text(response: Any) -> str:
+    error = _json_field(response, "error")
+    if isinstance(error, dict):
+        return str(error.get("message", error))[:300]
+    return str(error or response.text)[:300]
+
+
 def _check_body(call_type: str, data: Mapping[str, Any]) -> None:
     """A 400 naming the field for a body LiteLLM would fail on with a 500."""
     check = _BODY_CHECKS.get(call_type)
@@ -432,6 +506,7 @@ class VllmfleetHooks(CustomLogger):
         super().__init__()
         self.limits = limits
         self._clock = clock
+        self._http: Any = None  # httpx.AsyncClient for /tokenize, made on first use
         # requests admitted by the pre-call hook that have not reached the router's slot yet,
         # per alias: call id -> admitted at (monotonic s); see _refuse_when_full
         self._pending: dict[str, dict[str, float]] = {}
@@ -460,6 +535,8 @@ class VllmfleetHooks(CustomLogger):
                      "/v1/responses and /v1/messages only; use one of those.",
                 type="invalid_request_error", param="model")
         _check_body(call_type, data)
+        if limits.exact_input:
+            await self._check_input(limits, call_type, data)
         extra = data.get("extra_body")
         if extra is not None and not isinstance(extra, dict):
             raise _LimitError(400, f"extra_body must be a JSON object, got "
@@ -491,6 +568,55 @@ class VllmfleetHooks(CustomLogger):
                      f"Ask for at most {limit} output tokens.",
                 type="invalid_request_error", param=prefix + field)
         return data
+
+    async def _check_input(self, limits: AliasLimits, call_type: str,
+                           data: Mapping[str, Any]) -> None:
+        """Count the prompt with the backend's own tokenizer; over max_input_tokens is a 400.
+
+        LiteLLM counts with tiktoken cl100k for models it does not know, which counts code,
+        whitespace runs and non-English text far lower than the model's tokenizer; vLLM's
+        ``POST /tokenize`` applies the model's chat template and tokenizer, so its count is
+        the one the backend will see. Unreachable or failing: a 503, never a silent pass.
+        """
+        param, bodies = _tokenize_bodies(call_type, data, limits.served_model_name)
+        for body in bodies:
+            count = await self._count(limits, body)
+            if count > limits.max_input_tokens:
+                raise _LimitError(
+                    400, f"the prompt is {count} tokens by the backend's own tokenizer (chat "
+                         f"template included), over the input limit of model "
+                         f"{data.get('model')!r} (alias {limits.alias}): "
+                         f"max_input_tokens={limits.max_input_tokens}. Shorten the prompt.",
+                    type="invalid_request_error", param=param)
+
+    async def _count(self, limits: AliasLimits, body: dict[str, Any]) -> int:
+        import httpx  # a LiteLLM dependency
+
+        headers = {}
+        key = os.environ.get(limits.backend_key_env) if limits.backend_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=TOKENIZE_TIMEOUT_S, trust_env=False)
+        where = f"the backend's /tokenize ({limits.tokenize_url})"
+        try:
+            response = await self._http.post(limits.tokenize_url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _LimitError(
+                503, f"cannot count the prompt for alias {limits.alias}: {where} did not "
+                     f"answer ({type(exc).__name__}); the backend is down or unreachable. "
+                     "Retry later; `inv health` shows which host.",
+                type="service_unavailable") from None
+        if response.status_code == 400:
+            raise _LimitError(400, f"the backend cannot tokenize this prompt: "
+                                   f"{_error_text(response)}", type="invalid_request_error")
+        count = _json_field(response, "count")
+        if response.status_code != 200 or not isinstance(count, int):
+            raise _LimitError(
+                503, f"cannot count the prompt for alias {limits.alias}: {where} answered "
+                     f"{response.status_code} {_error_text(response)}; check the backend "
+                     "(and its key in the proxy's environment).", type="service_unavailable")
+        return count
 
     def _resolve(self, model: object) -> AliasLimits:
         """The limits of the alias ``model`` names; any other name is a 400."""

@@ -10,6 +10,7 @@ nothing stops it), so an unenforced output limit shows as a 200 with more than 1
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -315,3 +316,52 @@ def test_parallel_cap_429s_carry_retry_after_on_every_route(local_fleet: LocalFl
     for r in limited:
         assert r.headers.get("Retry-After") == "1", (route, dict(r.headers), r.text[:200])
         assert "max_parallel_requests" in r.text
+
+
+# -- the input limit holds for any text: counted by the backend's own tokenizer ----------
+
+def _backend_count(fleet: LocalFleet, host: str, text: str) -> int:
+    with httpx.Client(timeout=30.0, trust_env=False) as client:
+        response = client.post(fleet.state.emulator_url(host) + "/tokenize",
+                               json={"messages": [{"role": "user", "content": text}]})
+    count = response.json()["count"]
+    assert isinstance(count, int)
+    return count
+
+
+def _litellm_count(text: str) -> int:
+    """LiteLLM's own count for a model it does not know (its bundled tiktoken cl100k)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch
+    import litellm
+
+    return int(litellm.token_counter(model="hosted_vllm/qwen2.5-7b-armitage",
+                                     messages=[{"role": "user", "content": text}]))
+
+
+@pytest.mark.parametrize("route", [CHAT, MESSAGES, TEXT])
+def test_text_that_tiktoken_undercounts_is_refused_over_max_input(local_fleet: LocalFleet,
+                                                                  route: str) -> None:
+    """``=`` runs are ~1 cl100k token per 64 characters but many backend tokens."""
+    text = "=" * 30000
+    exact = _backend_count(local_fleet, "armitage", text)
+    assert _litellm_count(text) < 7000 < exact, "the text no longer shows the disagreement"
+    body = {CHAT: _chat, MESSAGES: _messages, TEXT: _text}[route](max_tokens=8)
+    if route == TEXT:
+        body["prompt"] = text
+    else:
+        body["messages"] = [{"role": "user", "content": text}]
+    response = _post(local_fleet, route, body)
+    _assert_refused(response, "max_input_tokens=7000")
+
+
+def test_a_prompt_just_within_max_input_by_the_backend_count_passes(
+        local_fleet: LocalFleet) -> None:
+    words = 6900
+    text = "word " * words
+    while _backend_count(local_fleet, "armitage", text) > 7000:
+        words -= 50
+        text = "word " * words
+    response = _post(local_fleet, CHAT, _chat(messages=[{"role": "user", "content": text}],
+                                              max_tokens=4))
+    assert response.status_code == 200, response.text[:300]
+    _assert_contract(response)

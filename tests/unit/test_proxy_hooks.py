@@ -468,3 +468,97 @@ def test_responses_and_messages_routes_meet_the_same_output_limit(
     assert within[field] == 100
     omitted = _pre(hooks, _body(call_type, "local/reasoner"), call_type=call_type)
     assert omitted[field] == 1024
+
+
+# -- exact input counting by the backend's /tokenize ------------------------------------
+
+def _exact_hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
+                 url: str = "http://backend.test/tokenize") -> ModuleType:
+    monkeypatch.delenv("VLLMFLEET_LIMITS", raising=False)
+    monkeypatch.setenv("VLLMFLEET_BACKEND_KEY_TEST", "sk-backend")
+    limits = _limits()
+    limits["aliases"]["local/chat"] = {
+        **limits["aliases"]["local/chat"], "exact_input": True, "tokenize_url": url,
+        "served_model_name": "qwen2.5-7b-armitage",
+        "backend_key_env": "VLLMFLEET_BACKEND_KEY_TEST"}
+    return _exec(_ship(tmp_path, limits))
+
+
+def _backend(hooks: ModuleType, count: int, seen: list[dict[str, Any]],
+             status: int = 200) -> None:
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append({"body": json.loads(request.content),
+                     "auth": request.headers.get("authorization")})
+        return httpx.Response(status, json={"count": count, "max_model_len": 8192,
+                                            "tokens": []})
+
+    hooks.handler._http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.parametrize(("count", "refused"), [(7000, False), (7001, True)])
+def test_exact_count_over_max_input_is_a_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             count: int, refused: bool) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    seen: list[dict[str, Any]] = []
+    _backend(hooks, count, seen)
+    if refused:
+        with pytest.raises(HTTPException) as caught:
+            _pre(hooks, _chat("local/chat", max_tokens=5))
+        assert caught.value.status_code == 400
+        assert "max_input_tokens=7000" in caught.value.detail
+        assert "7001 tokens" in caught.value.detail
+    else:
+        _pre(hooks, _chat("local/chat", max_tokens=5))
+    assert seen == [{"body": {"model": "qwen2.5-7b-armitage",
+                              "messages": [{"role": "user", "content": "hi"}]},
+                     "auth": "Bearer sk-backend"}]
+
+
+def test_exact_count_of_text_completions_counts_each_prompt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    seen: list[dict[str, Any]] = []
+    _backend(hooks, 10, seen)
+    _pre(hooks, {"model": "local/chat", "prompt": ["a", "b"]}, call_type="atext_completion")
+    assert [s["body"] for s in seen] == [{"model": "qwen2.5-7b-armitage", "prompt": "a"},
+                                         {"model": "qwen2.5-7b-armitage", "prompt": "b"}]
+
+
+def test_exact_count_of_messages_includes_the_system_prompt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    seen: list[dict[str, Any]] = []
+    _backend(hooks, 10, seen)
+    _pre(hooks, {"model": "local/chat", "system": [{"type": "text", "text": "be brief"}],
+                 "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
+         call_type="anthropic_messages")
+    assert seen[0]["body"]["messages"] == [{"role": "system", "content": "be brief"},
+                                           {"role": "user", "content": "hi"}]
+
+
+def test_tokenize_unreachable_is_a_503_never_a_pass(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hooks = _exact_hooks(tmp_path, monkeypatch, url=f"http://127.0.0.1:{port}/tokenize")
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/chat", max_tokens=5))
+    assert caught.value.status_code == 503
+    assert "cannot count the prompt" in caught.value.detail
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_tokenize_failing_is_a_503_naming_the_status(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     status: int) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    _backend(hooks, 10, [], status=status)
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/chat", max_tokens=5))
+    assert caught.value.status_code == 503
+    assert f"answered {status}" in caught.value.detail

@@ -156,6 +156,9 @@ class Alias:
     queue_depth: int = spec(default=0, ge=0, help="the requests allowed to wait at the backend",
                             example="4")
     on_max_output: Literal["reject", "clamp"] = "reject"
+    exact_input_tokens: bool = spec(
+        default=True, help="true: the proxy counts the prompt with the backend's own "
+        "/tokenize (exact); false: LiteLLM's approximate tiktoken count", example="true")
     max_n: int = spec(default=1, ge=1, help="the most choices (n, best_of) one request may ask "
                       "for; each may use max_output_tokens", example="1")
 
