@@ -365,3 +365,34 @@ def test_a_prompt_just_within_max_input_by_the_backend_count_passes(
                                               max_tokens=4))
     assert response.status_code == 200, response.text[:300]
     _assert_contract(response)
+
+
+# -- only the proxy reaches the engines ----------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v1/models"])
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_a_request_straight_to_an_engine_without_its_key_is_401(
+        local_fleet: LocalFleet, path: str, key: str | None) -> None:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    body = {"model": "qwen2.5-7b-armitage", "messages": MSG, "prompt": "hi", "max_tokens": 900}
+    with httpx.Client(timeout=30.0, trust_env=False) as client:
+        url = local_fleet.state.emulator_url("armitage") + path
+        response = (client.get(url, headers=headers) if path == "/v1/models"
+                    else client.post(url, json=body, headers=headers))
+    assert response.status_code == 401, response.text[:200]
+
+
+def test_the_engine_key_opens_the_engine_and_the_proxy_holds_it(
+        local_fleet: LocalFleet) -> None:
+    key = local_fleet.state.backend_key
+    assert key
+    with httpx.Client(timeout=30.0, trust_env=False) as client:
+        direct = client.get(local_fleet.state.emulator_url("armitage") + "/v1/models",
+                            headers={"Authorization": f"Bearer {key}"})
+    assert direct.status_code == 200, direct.text[:200]
+    via_proxy = _post(local_fleet, CHAT, _chat(max_tokens=4))
+    assert via_proxy.status_code == 200, via_proxy.text[:200]
+    for path in (local_fleet.state.build_dir + "/litellm/config.yaml",
+                 local_fleet.state.build_dir + "/state.json"):
+        with open(path, encoding="utf-8") as fh:
+            assert key not in fh.read(), f"the backend key is written in {path}"

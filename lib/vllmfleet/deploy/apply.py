@@ -73,6 +73,7 @@ class Options:
     force_unlock: bool = False
     owner: str = field(default_factory=locks.default_owner)
     master_key: str | None = None
+    backend_key: str | None = None  # the vLLM servers' --api-key, to verify them directly
     key_hint: str = ""
     log_lines: int = 40
     stale_after_s: float = locks.DEFAULT_STALE_AFTER_S
@@ -209,7 +210,8 @@ class _Apply:
             self.say(f"{expect.service} healthy after {took:.1f} s")
             if verify:
                 problems = health.verify(expect, key=self.options.master_key,
-                                         key_hint=self.options.key_hint)
+                                         key_hint=self.options.key_hint,
+                                         backend_key=self.options.backend_key)
                 if problems:
                     raise DeployError(f"{expect.service} is up but does not serve what was "
                                       "deployed: " + "; ".join(problems), host=self.host.name)

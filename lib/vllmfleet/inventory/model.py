@@ -128,6 +128,11 @@ class Proxy:
     master_key_env: str = spec(default="LITELLM_MASTER_KEY", pattern=r"[A-Z_][A-Z0-9_]*",
                                help="the NAME of an environment variable, never the key itself",
                                example="LITELLM_MASTER_KEY")
+    backend_key_env: str = spec(
+        default="VLLMFLEET_BACKEND_KEY", pattern=r"[A-Z_][A-Z0-9_]*",
+        help="the NAME of the environment variable that holds the vLLM servers' --api-key on "
+             "the proxy host (and for inv health / the suites), never the key itself",
+        example="VLLMFLEET_BACKEND_KEY")
     request_timeout_s: int = spec(default=240, ge=1, lt=300,
                                   help="seconds, below the proxy's own 300", example="240")
     num_retries: int = spec(default=0, ge=0, le=5, help="0 to 5 retries per request",

@@ -137,7 +137,8 @@ def limits(inventory: Inventory, *,
         exact: dict[str, Any] = {"exact_input": alias.exact_input_tokens}
         if alias.exact_input_tokens:
             exact.update(tokenize_url=_tokenize_url(base_of(host)),
-                         served_model_name=host.vllm.served_model_name)
+                         served_model_name=host.vllm.served_model_name,
+                         backend_key_env=inventory.proxy.backend_key_env)
         for name in alias.names:
             table[name] = {
                 "alias": alias.name,

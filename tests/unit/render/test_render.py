@@ -208,7 +208,7 @@ def test_limits_json_covers_every_name_a_client_may_send(
         "alias": "qwen2.5-7b-armitage", "max_input_tokens": 7000, "max_output_tokens": 768,
         "on_max_output": "reject", "max_parallel": 5, "rpm": 40, "tpm": 80000, "max_n": 1,
         "exact_input": True, "tokenize_url": "http://armitage.lan:8000/tokenize",
-        "served_model_name": "qwen2.5-7b-armitage"}
+        "served_model_name": "qwen2.5-7b-armitage", "backend_key_env": "VLLMFLEET_BACKEND_KEY"}
     # the raw backend names LiteLLM also routes, for the hooks to refuse by name
     assert data["backends"]["hosted_vllm/llama31-8b-wintermute"] == [
         "llama31-8b-wintermute", "llama31-8b-wintermute-burst"]
