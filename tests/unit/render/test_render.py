@@ -226,6 +226,7 @@ def test_proxy_unit_and_env_template_hold_no_secret(rendered: dict[str, Rendered
     assignments = dict(line.split("=", 1) for line in env.splitlines()
                        if line and not line.startswith("#"))
     assert assignments == {"LITELLM_MASTER_KEY": "sk-REPLACE-ME",
+                           "VLLMFLEET_BACKEND_KEY": "REPLACE-ME",
                            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
