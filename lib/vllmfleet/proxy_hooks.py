@@ -1,11 +1,12 @@
-"""LiteLLM proxy hooks: per-alias output limits and a standard ``Retry-After`` on every 429.
+"""LiteLLM proxy hooks: every limit on every route, name and field; Retry-After on every 429.
 
 This module runs *inside* the LiteLLM proxy, not in vllmfleet. ``inv render`` copies it
 verbatim beside the rendered ``config.yaml`` as ``vllmfleet_hooks.py`` and the config
 names it in ``litellm_settings.callbacks: ["vllmfleet_hooks.handler"]``; LiteLLM loads
-``<config dir>/vllmfleet_hooks.py`` before looking on its Python path. On a proxy host
-LiteLLM often runs in its own venv or container, so this file imports LiteLLM, FastAPI
-(a LiteLLM proxy dependency) and the standard library only — never ``vllmfleet``.
+``<config dir>/vllmfleet_hooks.py`` (one file: LiteLLM execs it without a package) before
+looking on its Python path. On a proxy host LiteLLM often runs in its own venv or
+container, so this file imports LiteLLM, FastAPI and httpx (LiteLLM proxy dependencies) and
+the standard library only — never ``vllmfleet``.
 
 Limits come from ``vllmfleet_limits.json`` next to this file (or the path in the
 environment variable ``VLLMFLEET_LIMITS``), rendered from the inventory::
@@ -13,25 +14,40 @@ environment variable ``VLLMFLEET_LIMITS``), rendered from the inventory::
     {"aliases": {"<every name a client may send, also-names included>": {
         "alias": "<the inventory alias>", "max_input_tokens": 14000,
         "max_output_tokens": 1024, "on_max_output": "reject" | "clamp",
-        "max_parallel": 6, "rpm": 60, "tpm": 120000}},
+        "max_parallel": 6, "rpm": 60, "tpm": 120000, "max_n": 1,
+        "exact_input": true, "tokenize_url": "http://host:8000/tokenize",
+        "served_model_name": "...", "backend_key_env": "VLLMFLEET_BACKEND_KEY"}},
+     "backends": {"hosted_vllm/<served name>": ["<aliases served there>"]},
      "limits_digest": "<sha256 of the aliases table>"}
 
-What LiteLLM 1.106 does and what these hooks add (each point tried on a real proxy)
------------------------------------------------------------------------------------
-* ``max_output_tokens`` in ``model_info`` is not enforced by LiteLLM. :meth:`async_pre_call_hook`
-  reads ``max_tokens``/``max_completion_tokens`` as whole numbers (``5000.0`` and ``"5000"``
-  become 5000 and are forwarded as ints; anything else is a 400 naming the field), and
-  rejects those above the alias's limit with a 400 whose
-  message names the alias, the limit and the fix (``param`` is the offending field), or
-  lowers it to the limit when the alias says ``on_max_output: clamp`` (the response then
-  carries ``x-vllmfleet-max-tokens-clamped: <asked>-><limit>``). A request that asks for no
-  limit gets ``max_tokens = max_output_tokens``: vLLM would otherwise default to
-  ``max_model_len - prompt`` and run past the alias's limit. The hook raises only
-  ``HTTPException`` (anything else becomes a 500 in LiteLLM). It must be defined on the
-  leaf class: LiteLLM calls ``async_pre_call_hook`` only when it is in ``vars(cls)``.
-* ``max_input_tokens`` is enforced by LiteLLM itself with
-  ``router_settings.enable_pre_call_checks: true`` (400 ``ContextWindowExceededError``
-  "… Max Input Tokens=N, Got=M" before the backend is called), so the hooks leave it alone.
+What LiteLLM 1.108.7 does and what these hooks add (each point tried on a real proxy; the
+project pins 1.108.7 in constraints.txt and ``nox -s litellm_latest`` watches for drift)
+------------------------------------------------------------------------------------------
+* Names: LiteLLM also routes a deployment's raw ``litellm_params.model``
+  (``hosted_vllm/<served>``), in the body and in ``/openai/deployments/<m>/…`` and
+  ``/engines/<m>/…`` paths (``data["model"]`` holds the path's model before the hooks run).
+  :meth:`async_pre_call_hook` serves only the names in the limits file; anything else is a
+  400 naming the aliases. The ``/vllm/*`` pass-through (call type ``allm_passthrough_route``)
+  skips ``async_pre_call_hook``; :meth:`async_pre_call_deployment_hook`, which LiteLLM runs
+  for every provider call (``utils.async_pre_call_deployment_hook``), refuses it (403).
+* Output: LiteLLM does not enforce ``max_output_tokens``. The hook reads ``max_tokens``,
+  ``max_completion_tokens`` and ``max_output_tokens`` on every generating route, at the top
+  level and inside ``extra_body`` (LiteLLM merges it into the backend body), as whole numbers
+  (``5000.0`` and ``"5000"`` become 5000; anything else is a 400 naming the field), and
+  rejects any above the alias's limit with a 400 naming the field and the limit, or lowers it
+  (``on_max_output: clamp``; the response carries ``x-vllmfleet-max-tokens-clamped:
+  <asked>-><limit>``, digits only, never text from the request). A request that asks for no
+  limit gets the alias's. ``n`` and ``best_of`` above the alias's ``max_n`` are a 400. The hook
+  raises only ``HTTPException``/``ProxyException`` (anything else becomes a 500 in LiteLLM); it
+  must be defined on the leaf class (LiteLLM calls it only when it is in ``vars(cls)``).
+* Input: for an alias with ``exact_input`` the hook counts the prompt with the backend's own
+  ``POST /tokenize`` (chat template included) and refuses over ``max_input_tokens``; the
+  rendered config then leaves ``model_info.max_input_tokens`` out, so LiteLLM's approximate
+  tiktoken check (``router_settings.enable_pre_call_checks``) applies only to aliases that
+  opt out. ``/tokenize`` unreachable or failing: a 503, never a silent pass.
+* Malformed bodies that LiteLLM would fail on with a 500 (``content`` 42, a token-id
+  ``prompt``, ``input`` 42, a non-object ``extra_body``) are a 400 naming the field. A body
+  that is not a JSON object fails in LiteLLM's auth before any callback: not interceptable.
 * RPM/TPM (``model_info.rpm/tpm`` with ``optional_pre_call_checks:
   ["enforce_model_rate_limits"]``) answer 429 ``RateLimitError`` "Model rate limit exceeded.
   RPM limit=N …" whose only retry hint is ``llm_provider-retry-after: 60``. The window is the
@@ -40,21 +56,16 @@ What LiteLLM 1.106 does and what these hooks add (each point tried on a real pro
   (``MaxParallelRequestsLimit``) taken around the provider call and, for streams, held
   until the stream is exhausted or closed; a request that finds every slot taken gets an
   immediate 429 "Deployment has all max_parallel_requests slots in use" (``rate_limit_type
-  = concurrent_requests``), never a wait. Tried on loopback: bursts of 4-6 against a cap of 2
-  gave exactly 2 x 200 every time, also after streamed requests, backend 400s and 500s and
-  clients that disconnected mid-request or mid-stream — no leaked slot. So the proxy's cap
-  is LiteLLM's own (rendered as ``max_parallel_requests = concurrency + queue_depth``); this
-  module does not count in-flight requests, it only gives that 429 a ``Retry-After``. Also-
-  names share the deployment (``model_group_alias``) and so its slots; a profile (the burst
-  alias) is its own deployment with its own slots and counters.
-* Every 429 leaves through :meth:`async_post_call_failure_hook`, which returns an
-  ``HTTPException`` with the same message and a standard ``Retry-After`` in whole seconds:
-  the seconds left in the current UTC minute for RPM/TPM, :data:`PARALLEL_RETRY_AFTER_S` for
-  the parallel cap, the router's cooldown for "No deployments available" (a ``ValueError``
-  without a status that LiteLLM answers with 429, with no Retry-After when the cooldown
-  is 0), else the upstream's own hint. LiteLLM copies the exception's headers onto the response
-  (``common_request_processing.handle_llm_api_exception``). Non-429 errors pass through
-  unchanged, so a limit is never turned into a 5xx.
+  = concurrent_requests``), never a wait, and no slot leaks (bursts, streams, backend errors
+  and disconnects tried on loopback). Also-names share the deployment (``model_group_alias``)
+  and so its slots; a profile (the burst alias) is its own deployment.
+* Retry-After: on chat, every 429 leaves through :meth:`async_post_call_failure_hook`,
+  which returns an ``HTTPException`` with a standard ``Retry-After`` in whole seconds (the
+  seconds left in the UTC minute for RPM/TPM, :data:`PARALLEL_RETRY_AFTER_S` for the parallel
+  cap, the router's cooldown for "No deployments available", else the upstream's own hint);
+  a backend's "queue full" 503 becomes such a 429. On /v1/completions and /v1/messages LiteLLM
+  ignores the hook's answer, so the pre-call hook refuses first when the router's own counters
+  are full (``_capacity_refusal``), with a ``ProxyException`` whose headers every route keeps.
 * Auth: no key, or a key without the ``sk-`` prefix, is a 401; but an ``sk-`` key that is
   not the master key gets 400 "No connected db." (type ``no_db_connection``) from a proxy
   without a key database, as ours is. Auth failures also pass through the failure hook
