@@ -81,6 +81,41 @@ def test_over_max_output_is_refused_by_the_proxy(fleet: Fleet, fleet_alias: Alia
         fail_with(where, problems)
 
 
+@pytest.mark.parametrize("fleet_target", ["proxy"])
+def test_text_tokenizers_disagree_on_is_refused_over_max_input(
+        fleet: Fleet, fleet_alias: Alias, fleet_target: str, proxy_client: FleetClient,
+        fleet_report: Recorder) -> None:
+    """Runs of ``=`` count far lower by LiteLLM's tiktoken than by most model tokenizers: a
+    prompt over max_input_tokens by the backend's own count must still be refused."""
+    if not fleet_alias.exact_input_tokens:
+        pytest.skip(f"{fleet_alias.name} opts out of exact counting (exact_input_tokens: "
+                    "false): the proxy counts with tiktoken there")
+    vllm = fleet.vllm(fleet_alias.host)
+    counter = fleet.client(fleet_alias.host)
+    target = fleet_alias.max_input_tokens + max(
+        1, (vllm.max_model_len - fleet_alias.max_input_tokens) // 2)
+    chars, count = 1024, 0
+    while True:  # grow the run until the backend counts it between the two limits
+        messages = [{"role": "user", "content": "=" * chars}]
+        count = fleet.run(counter.tokenize(model=vllm.served_model_name, messages=messages))
+        if count > fleet_alias.max_input_tokens or chars > 64 * vllm.max_model_len:
+            break
+        chars = max(chars + 1, chars * target // max(count, 1))
+    if not fleet_alias.max_input_tokens < count < vllm.max_model_len:
+        pytest.skip(f"{vllm.served_model_name}'s tokenizer does not put a run of '=' between "
+                    f"max_input_tokens and max_model_len ({chars} chars: {count} tokens)")
+    result = fleet.run(proxy_client.chat(model=fleet_alias.name, messages=messages,
+                                         max_tokens=8))
+    fleet_report.add("rejection", [result], host=fleet_alias.host, target="proxy",
+                     model=fleet_alias.name, max_input_tokens=fleet_alias.max_input_tokens,
+                     label=f"'=' x {chars}: {count} tok > max_input")
+    problems = refused_naming(result, limit=fleet_alias.max_input_tokens,
+                              what="max_input_tokens")
+    if problems:
+        fail_with(f"{fleet_alias.name} via proxy, '=' x {chars} ({count} tokens by the "
+                  f"backend, max_input_tokens {fleet_alias.max_input_tokens})", problems)
+
+
 def _bypass(kind: str, alias: Alias, served: str) -> dict[str, Any]:
     """The request of one bypass family. ``ignore_eos`` (a vLLM sampling parameter, sent in
     at the top level and in ``extra_body``, which LiteLLM merges into the backend's body)
