@@ -173,7 +173,7 @@ class _Apply:
                 or not self.options.check_proxy_config:
             return
         everything = [d for d in self.desired if d.kind in litellm_check.BUNDLE_KINDS]
-        cli = litellm_check.litellm_cli(self.inventory, self.host, self.adapter)
+        cli = litellm_check.litellm_cli(self.inventory, self.host)
         warning = litellm_check.version_warning(self.adapter, cli)
         if warning:
             self.say(f"warning: {warning}")

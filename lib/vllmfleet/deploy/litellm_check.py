@@ -34,7 +34,7 @@ from pathlib import Path
 from vllmfleet.deploy.plan import Desired
 from vllmfleet.errors import DeployError
 from vllmfleet.inventory import Host, Inventory
-from vllmfleet.remote import HostAdapter, LocalAdapter
+from vllmfleet.remote import HostAdapter
 
 __all__ = ["BUNDLE_KINDS", "TESTED_LITELLM", "litellm_cli", "validate_locally",
            "validate_on_host", "version_warning"]
@@ -48,9 +48,9 @@ _VERSION = re.compile(r"Current Version = ([0-9][0-9A-Za-z.+-]*)")
 _OFFLINE = "LITELLM_LOCAL_MODEL_COST_MAP=True"  # no price-map download while checking
 
 
-def litellm_cli(inventory: Inventory, host: Host, adapter: HostAdapter) -> str:
+def litellm_cli(inventory: Inventory, host: Host) -> str:
     """The command that runs the proxy host's LiteLLM (as its shell reads it)."""
-    if host.platform == "local" or isinstance(adapter, LocalAdapter):
+    if host.platform == "local":
         # a host on this machine (the local fleet) runs LiteLLM from this Python
         return f"{shlex.quote(sys.executable)} -m litellm.proxy.proxy_cli"
     return inventory.proxy.litellm_command
@@ -85,8 +85,7 @@ def validate_on_host(adapter: HostAdapter, *, cli: str, bundle: Sequence[Desired
     None when the config passed.
     """
     scratch = f"/tmp/{SCRATCH_PREFIX}{secrets.token_hex(6)}"
-    # a local host maps its "remote" paths below a folder of this machine
-    where = str(adapter.path_of(scratch)) if isinstance(adapter, LocalAdapter) else scratch
+    where = adapter.command_path(scratch)  # a local host keeps its files below a folder
     config = posixpath.join(where, posixpath.basename(config_path))
     command = (f"cd {shlex.quote(where)} && {_OFFLINE} {cli} --config "
                f"{shlex.quote(config)} --validate_config")

@@ -4,6 +4,7 @@ lock, the diagnosis text and the summary."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -331,7 +332,10 @@ def test_a_proxy_config_the_host_litellm_cannot_load_changes_nothing(
         LocalAdapter.put(adapter, path, b"old\n")
     desired = [Desired(remote_path=p, content=b"model_list: [\n", mode=0o644,
                        service="proxy", kind=k) for p, k in PROXY_FILES.items()]
-    outcome = deploy.apply(inventory=reference, host=reference.hosts["motoko"], adapter=adapter,
+    # a local proxy host: its LiteLLM is the one installed here
+    motoko = dataclasses.replace(reference.hosts["motoko"], platform="local")
+    inventory = dataclasses.replace(reference, hosts={**reference.hosts, "motoko": motoko})
+    outcome = deploy.apply(inventory=inventory, host=motoko, adapter=adapter,
                            desired=desired, say=events.append,
                            options=Options(store=tmp_path / "backups", master_key="k"))
     assert outcome.result == "failed"
