@@ -41,10 +41,10 @@ project pins 1.108.7 in constraints.txt and ``nox -s litellm_latest`` watches fo
   raises only ``HTTPException``/``ProxyException`` (anything else becomes a 500 in LiteLLM); it
   must be defined on the leaf class (LiteLLM calls it only when it is in ``vars(cls)``).
 * Input: for an alias with ``exact_input`` the hook counts the prompt with the backend's own
-  ``POST /tokenize`` (chat template included) and refuses over ``max_input_tokens``; the
-  rendered config then leaves ``model_info.max_input_tokens`` out, so LiteLLM's approximate
-  tiktoken check (``router_settings.enable_pre_call_checks``) applies only to aliases that
-  opt out. ``/tokenize`` unreachable or failing: a 503, never a silent pass.
+  ``POST /tokenize`` (chat template included) and refuses over ``max_input_tokens``, before
+  LiteLLM's own approximate tiktoken check of the same limit (``model_info.max_input_tokens``
+  with ``router_settings.enable_pre_call_checks``), which is all an alias that opts out gets.
+  ``/tokenize`` unreachable or failing: a 503, never a silent pass.
 * Malformed bodies that LiteLLM would fail on with a 500 (``content`` 42, a token-id
   ``prompt``, ``input`` 42, a non-object ``extra_body``) are a 400 naming the field. A body
   that is not a JSON object fails in LiteLLM's auth before any callback: not interceptable.

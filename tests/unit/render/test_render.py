@@ -150,10 +150,11 @@ def test_litellm_config_puts_limits_where_litellm_reads_them(
     assert list(entries) == list(reference.aliases)  # one entry per alias, burst included
     for name, alias in reference.aliases.items():
         params, info = entries[name]["litellm_params"], entries[name]["model_info"]
-        # exact_input_tokens (the default): the hooks count with the backend's /tokenize,
-        # so LiteLLM's approximate max_input_tokens check is left out
+        # exact_input_tokens (the default): the hooks count with the backend's /tokenize
+        # first; LiteLLM's approximate check of the same limit stays behind it
         assert alias.exact_input_tokens
-        assert info == {"id": name, "max_output_tokens": alias.max_output_tokens,
+        assert info == {"id": name, "max_input_tokens": alias.max_input_tokens,
+                        "max_output_tokens": alias.max_output_tokens,
                         "rpm": alias.rpm, "tpm": alias.tpm}
         assert not {"rpm", "tpm", "max_input_tokens"} & set(params)
         assert params["max_parallel_requests"] == alias.concurrency + alias.queue_depth
@@ -386,13 +387,13 @@ def test_limits_file_changes_only_with_the_limits(reference: Inventory) -> None:
             != render_proxy.limits(reference)["limits_digest"])
 
 
-def test_an_alias_that_opts_out_of_exact_counting_keeps_litellms_check(
+def test_an_alias_that_opts_out_of_exact_counting_is_not_counted_by_the_hooks(
         reference: Inventory) -> None:
     alias = dataclasses.replace(reference.aliases["qwen2.5-7b-armitage"],
                                 exact_input_tokens=False)
     inventory = dataclasses.replace(reference, aliases={**reference.aliases, alias.name: alias})
     config = render.litellm_config(inventory, templates=TEMPLATES)
     info = next(e["model_info"] for e in config["model_list"] if e["model_name"] == alias.name)
-    assert info["max_input_tokens"] == 7000
+    assert info["max_input_tokens"] == 7000  # LiteLLM's own (approximate) check
     table = render.proxy.limits(inventory)["aliases"]["local/chat"]
     assert table["exact_input"] is False and "tokenize_url" not in table
