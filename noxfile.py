@@ -45,8 +45,10 @@ def acceptance(session: nox.Session) -> None:
 @nox.session(default=False)
 def litellm_latest(session: nox.Session) -> None:
     """Proxy hooks and integration tests against the newest LiteLLM release (drift watch)."""
-    session.install("-e", ".[proxy,dev]")
-    session.install("--upgrade", "litellm[proxy]")
+    # the newest LiteLLM first, then the project without its [proxy] pin (pip would otherwise
+    # keep the pinned release)
+    session.install("--upgrade", "litellm[proxy]", "prisma", "prometheus_client")
+    session.install("-e", ".[dev]")
     session.run("python", "-c", "import importlib.metadata as m; "
                 "print('litellm', m.version('litellm'))")
     session.run("pytest", "-p", "no:cacheprovider", "tests/unit/test_proxy_hooks.py",
