@@ -49,8 +49,15 @@ def litellm_latest(session: nox.Session) -> None:
     # keep the pinned release)
     session.install("--upgrade", "litellm[proxy]", "prisma", "prometheus_client")
     session.install("-e", ".[dev]")
-    session.run("python", "-c", "import importlib.metadata as m; "
-                "print('litellm', m.version('litellm'))")
+    got = session.run("python", "-c", "import importlib.metadata as m; "
+                      "print(m.version('litellm'))", silent=True)
+    index = session.run("python", "-m", "pip", "index", "versions", "litellm", silent=True)
+    newest = str(index or "").partition("(")[2].partition(")")[0]
+    installed = str(got or "").strip()
+    session.log(f"litellm {installed} installed; newest on the index: {newest or '?'}")
+    if newest and installed != newest:  # a green run on an older release would hide drift
+        session.error(f"pip installed litellm {installed}, not the newest {newest} (an extra "
+                      "of the newest release cannot be installed here?)")
     session.run("pytest", "-p", "no:cacheprovider", "tests/unit/test_proxy_hooks.py",
                 "tests/integration/test_proxy_adversarial.py",
                 "tests/integration/test_proxy_limits.py",
