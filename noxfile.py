@@ -31,7 +31,7 @@ def imports(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, real LiteLLM included (pass pytest arguments after --)."""
-    session.install("-e", ".[proxy,dev]")
+    session.install("-c", "constraints.txt", "-e", ".[proxy,dev]")
     session.run("pytest", *session.posargs)
 
 
@@ -58,3 +58,25 @@ def real_vllm(session: nox.Session) -> None:
     session.run("pytest", "--fleet", "local", "--engine", "vllm",
                 "--fleet-config=configs/fleet-vllm-cpu.yaml", "-p", "no:cacheprovider",
                 *REAL_VLLM_SUITES, "tests/real_vllm", *session.posargs)
+
+
+@nox.session(default=False)
+def litellm_latest(session: nox.Session) -> None:
+    """Proxy hooks and integration tests against the newest LiteLLM release (drift watch)."""
+    # the newest LiteLLM first, then the project without its [proxy] pin (pip would otherwise
+    # keep the pinned release)
+    session.install("--upgrade", "litellm[proxy]", "prisma", "prometheus_client")
+    session.install("-e", ".[dev]")
+    got = session.run("python", "-c", "import importlib.metadata as m; "
+                      "print(m.version('litellm'))", silent=True)
+    index = session.run("python", "-m", "pip", "index", "versions", "litellm", silent=True)
+    newest = str(index or "").partition("(")[2].partition(")")[0]
+    installed = str(got or "").strip()
+    session.log(f"litellm {installed} installed; newest on the index: {newest or '?'}")
+    if newest and installed != newest:  # a green run on an older release would hide drift
+        session.error(f"pip installed litellm {installed}, not the newest {newest} (an extra "
+                      "of the newest release cannot be installed here?)")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/unit/test_proxy_hooks.py",
+                "tests/integration/test_proxy_adversarial.py",
+                "tests/integration/test_proxy_limits.py",
+                "tests/integration/test_proxy_burst.py", *session.posargs)

@@ -41,8 +41,10 @@ class Route:
 
 def inventory_endpoints(inventory: Inventory) -> Endpoints:
     """The real fleet: ``http://address:port`` per vLLM host and for the proxy, the key from
-    the variable the inventory's ``proxy.master_key_env`` names."""
-    return endpoints_of(inventory, key=os.environ.get(inventory.proxy.master_key_env) or None)
+    the variable the inventory's ``proxy.master_key_env`` names (the vLLM servers' key from
+    the one ``proxy.backend_key_env`` names)."""
+    return endpoints_of(inventory, key=os.environ.get(inventory.proxy.master_key_env) or None,
+                        backend_key=os.environ.get(inventory.proxy.backend_key_env) or None)
 
 
 def local_endpoints(inventory: Inventory, workdir: Path, *, speed: float,
@@ -147,6 +149,7 @@ class Fleet:
                              f"(vLLM hosts: {known})")
         if (host, 0) not in self._clients:
             self._clients[host, 0] = FleetClient(self.endpoints.hosts[host],
+                                                 api_key=self.endpoints.backend_key,
                                                  timeout_s=self.timeout_s)
         return self._clients[host, 0]
 

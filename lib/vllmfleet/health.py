@@ -129,8 +129,12 @@ def serving_problems(lengths: Mapping[str, Any] | None, *, served: str, max_mode
 
 
 def vllm_checks(host: str, url: str, *, served: str, max_model_len: int,
-                client: httpx.Client, probe_health: bool = True) -> list[Check]:
-    """/health is 200; /v1/models lists ``served`` with ``max_model_len``."""
+                client: httpx.Client, probe_health: bool = True,
+                backend_key: str | None = None) -> list[Check]:
+    """/health is 200; /v1/models lists ``served`` with ``max_model_len``.
+
+    ``backend_key``: the server's ``--api-key`` (vLLM guards /v1 with it; /health is open).
+    """
     out = []
     if probe_health:
         start = time.monotonic()
@@ -138,8 +142,13 @@ def vllm_checks(host: str, url: str, *, served: str, max_model_len: int,
         out.append(Check(host=host, what="vllm /health", ok=code == 200,
                          detail=f"200 in {_ms(start)}" if code == 200
                          else f"{code or 'no answer'} {body[:120]}".strip()))
-    code, body = _get(client, f"{url}/v1/models")
+    code, body = _get(client, f"{url}/v1/models", backend_key)
     what = "vllm /v1/models"
+    if code == 401:
+        out.append(Check(host=host, what=what, ok=False,
+                         detail="HTTP 401: the server wants its API key; set the variable the "
+                                "inventory's proxy.backend_key_env names"))
+        return out
     if code != 200:
         out.append(Check(host=host, what=what, ok=False,
                          detail=f"HTTP {code or 'no answer'}: {body[:120]}"))
@@ -281,7 +290,8 @@ def host_checks(inventory: Inventory, name: str, endpoints: Endpoints,
     with http_client() as client:
         if host.vllm is not None and name in endpoints.hosts:
             out += vllm_checks(name, endpoints.hosts[name], served=host.vllm.served_model_name,
-                               max_model_len=host.vllm.max_model_len, client=client)
+                               max_model_len=host.vllm.max_model_len, client=client,
+                               backend_key=endpoints.backend_key)
             wanted = sum(a.concurrency for a in inventory.aliases.values() if a.host == name)
             out.append(kv_check(name, endpoints.hosts[name],
                                 max_model_len=host.vllm.max_model_len, client=client,
@@ -374,13 +384,14 @@ def wait_healthy(adapter: HostAdapter, expect: Expect, *, timeout_s: float | Non
     return time.monotonic() - start
 
 
-def verify(expect: Expect, *, key: str | None, key_hint: str = "") -> list[str]:
+def verify(expect: Expect, *, key: str | None, key_hint: str = "",
+           backend_key: str | None = None) -> list[str]:
     """What is wrong with a started service (nothing: ``[]``)."""
     with http_client() as client:
         if expect.service == "vllm":
             checks = vllm_checks("", expect.url, served=expect.served_model_name or "",
                                  max_model_len=expect.max_model_len or 0, client=client,
-                                 probe_health=False)
+                                 probe_health=False, backend_key=backend_key)
         else:
             checks = proxy_checks("", expect.url, key=key, models=expect.models, client=client,
                                   key_hint=key_hint, probe_health=False)

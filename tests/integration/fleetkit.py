@@ -5,7 +5,9 @@ two probe aliases on armitage, written to a temporary inventory so that one Lite
 serves every test:
 
 - ``probe-rpm``: rpm 3, so RPM exhaustion is reached in a handful of requests;
-- ``probe-clamp``: ``on_max_output: clamp`` with max_output_tokens 32.
+- ``probe-clamp``: ``on_max_output: clamp`` with max_output_tokens 32;
+- ``probe-out``: max_output_tokens 16, below the emulator's natural reply length, so that
+  an output limit that is not enforced shows as more completion tokens than the limit.
 
 Each alias has its own rate counters, so the tests here stay well inside the reference
 aliases' RPM (60/40 per minute). Requests go through httpx, the OpenAI SDK, or both.
@@ -32,6 +34,8 @@ PROBES: dict[str, dict[str, Any]] = {
     "probe-clamp": {"host": "armitage", "max_input_tokens": 7000, "max_output_tokens": 32,
                     "tpm": 100000, "rpm": 100, "concurrency": 1, "queue_depth": 4,
                     "on_max_output": "clamp"},
+    "probe-out": {"host": "armitage", "max_input_tokens": 7000, "max_output_tokens": 16,
+                  "tpm": 1000000, "rpm": 1000, "concurrency": 1, "queue_depth": 8},
 }
 
 
@@ -97,8 +101,9 @@ class Burst:
         return sorted(r.status_code for r in self.responses)
 
 
-def burst(fleet: LocalFleet, bodies: Sequence[dict[str, Any]], *, watch: str) -> Burst:
-    """Send ``bodies`` at once through the proxy; poll ``watch``'s metrics meanwhile."""
+def burst(fleet: LocalFleet, bodies: Sequence[dict[str, Any]], *, watch: str,
+          route: str = "/v1/chat/completions") -> Burst:
+    """Send ``bodies`` at once to ``route`` of the proxy; poll ``watch``'s metrics meanwhile."""
 
     async def run() -> Burst:
         headers = {"Authorization": f"Bearer {fleet.key}"}
@@ -106,7 +111,7 @@ def burst(fleet: LocalFleet, bodies: Sequence[dict[str, Any]], *, watch: str) ->
         async with httpx.AsyncClient(base_url=fleet.state.proxy_url, headers=headers,
                                      timeout=120.0, limits=limits, trust_env=False) as client, \
                 httpx.AsyncClient(timeout=5.0, trust_env=False) as poller:
-            sends = [asyncio.ensure_future(client.post("/v1/chat/completions", json=b))
+            sends = [asyncio.ensure_future(client.post(route, json=b))
                      for b in bodies]
             most = 0.0
             while not all(s.done() for s in sends):

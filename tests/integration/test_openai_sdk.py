@@ -27,8 +27,9 @@ def test_sdk_sees_the_limit_errors_as_typed_exceptions(local_fleet: LocalFleet) 
 
 
 def test_sdk_directly_against_an_emulator(local_fleet: LocalFleet) -> None:
-    direct = openai.OpenAI(base_url=local_fleet.emulator_v1("wintermute"), api_key="unused",
-                           max_retries=0)
+    # the engines answer only with their --api-key (the proxy's backend key)
+    direct = openai.OpenAI(base_url=local_fleet.emulator_v1("wintermute"),
+                           api_key=local_fleet.state.backend_key, max_retries=0)
     model = direct.models.list().data[0]
     assert model.id == "llama31-8b-wintermute"
     assert model.model_extra is not None and model.model_extra["max_model_len"] == 16384

@@ -81,6 +81,14 @@ def _chat(model: str, **fields: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": "hi"}], **fields}
 
 
+def _body(call_type: str, model: str) -> dict[str, Any]:
+    if call_type in ("atext_completion", "text_completion"):
+        return {"model": model, "prompt": "hi"}
+    if call_type in ("aresponses", "responses"):
+        return {"model": model, "input": "hi"}
+    return _chat(model)
+
+
 # -- loading ------------------------------------------------------------------------------
 
 def test_loads_the_limits_file_beside_itself(hooks: ModuleType) -> None:
@@ -157,12 +165,127 @@ def test_omitted_max_tokens_becomes_the_alias_limit(hooks: ModuleType) -> None:
     assert _pre(hooks, _chat("local/chat"))["max_tokens"] == 768
 
 
-@pytest.mark.parametrize(("model", "call_type"), [("gpt-unknown", "acompletion"),
-                                                  ("local/chat", "aembedding")])
-def test_other_models_and_calls_are_left_alone(hooks: ModuleType, model: str,
-                                               call_type: str) -> None:
-    data = _pre(hooks, _chat(model, max_tokens=99999), call_type=call_type)
+def test_embeddings_of_an_alias_are_left_alone(hooks: ModuleType) -> None:
+    data = _pre(hooks, {"model": "local/chat", "input": "hi", "max_tokens": 99999},
+                call_type="aembedding")
     assert data["max_tokens"] == 99999
+
+
+@pytest.mark.parametrize("model", ["gpt-unknown", "hosted_vllm/qwen2.5-7b-armitage", "",
+                                   None, 42, ["local/chat"], "local/chat,local/reasoner"])
+@pytest.mark.parametrize("call_type", ["acompletion", "aembedding", "anthropic_messages"])
+def test_a_name_that_is_not_an_alias_is_a_400(hooks: ModuleType, model: object,
+                                               call_type: str) -> None:
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat(model, max_tokens=5), call_type=call_type)  # type: ignore[arg-type]
+    assert caught.value.status_code == 400
+    assert "not an alias" in caught.value.detail
+    assert caught.value.param == "model"  # type: ignore[attr-defined]
+
+
+def test_a_backend_name_is_refused_naming_its_aliases(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLMFLEET_LIMITS", raising=False)
+    limits = _limits()
+    limits["backends"] = {"hosted_vllm/qwen2.5-7b-armitage": ["qwen2.5-7b-armitage"]}
+    hooks = _exec(_ship(tmp_path, limits))
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("hosted_vllm/qwen2.5-7b-armitage"))
+    assert "backend name" in caught.value.detail
+    assert "qwen2.5-7b-armitage" in caught.value.detail
+
+
+def test_an_unknown_generating_call_type_is_refused(hooks: ModuleType) -> None:
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/chat"), call_type="acreate_interaction")
+    assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize(("first", "second"), [(5, 5000), (5000, 5)])
+def test_both_chat_fields_are_checked_in_either_order(hooks: ModuleType, first: int,
+                                                      second: int) -> None:
+    for order in (("max_tokens", "max_completion_tokens"),
+                  ("max_completion_tokens", "max_tokens")):
+        body = _chat("local/reasoner", **{order[0]: first, order[1]: second})
+        with pytest.raises(HTTPException) as caught:
+            _pre(hooks, body)
+        assert "max_output_tokens=1024" in caught.value.detail
+
+
+@pytest.mark.parametrize("call_type", ["acompletion", "atext_completion", "aresponses",
+                                       "anthropic_messages"])
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens", "max_output_tokens"])
+def test_every_output_field_inside_extra_body_is_checked(hooks: ModuleType, call_type: str,
+                                                          field: str) -> None:
+    body = {**_body(call_type, "local/reasoner"), "extra_body": {field: 5000}}
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, body, call_type=call_type)
+    assert f"extra_body.{field}=5000" in caught.value.detail
+    assert caught.value.param == f"extra_body.{field}"  # type: ignore[attr-defined]
+    clamped = _pre(hooks, {**_body(call_type, "local/chat"), "extra_body": {field: 5000}},
+                   call_type=call_type)
+    assert clamped["extra_body"][field] == 768
+
+
+@pytest.mark.parametrize("fields", [{"n": 2}, {"best_of": 2}, {"extra_body": {"n": 3}},
+                                    {"n": "2"}])
+def test_more_choices_than_max_n_are_a_400(hooks: ModuleType, fields: dict[str, Any]) -> None:
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/chat", max_tokens=10, **fields))
+    assert "max_n=1" in caught.value.detail
+
+
+def test_max_n_allows_that_many_choices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLMFLEET_LIMITS", raising=False)
+    limits = _limits()
+    limits["aliases"]["local/chat"] = {**limits["aliases"]["local/chat"], "max_n": 2}
+    hooks = _exec(_ship(tmp_path, limits))
+    assert _pre(hooks, _chat("local/chat", n=2))["n"] == 2
+    with pytest.raises(HTTPException):
+        _pre(hooks, _chat("local/chat", n=3))
+
+
+@pytest.mark.parametrize(("call_type", "body", "param"), [
+    ("acompletion", {"messages": [{"role": "user", "content": 42}]}, "messages[0].content"),
+    ("acompletion", {"messages": "hi"}, "messages"),
+    ("acompletion", {"messages": []}, "messages"),
+    ("acompletion", {"messages": [None]}, "messages[0]"),
+    ("anthropic_messages", {"messages": [{"role": "user", "content": {"a": 1}}]},
+     "messages[0].content"),
+    ("atext_completion", {"prompt": [1, 2, 3]}, "prompt"),
+    ("atext_completion", {"prompt": [[1, 2]]}, "prompt"),
+    ("atext_completion", {"prompt": None}, "prompt"),
+    ("aresponses", {"input": 42}, "input"),
+    ("aresponses", {"input": [1]}, "input"),
+    ("acompletion", {"messages": [{"role": "user", "content": "hi"}], "extra_body": "x"},
+     "extra_body"),
+])
+def test_a_malformed_body_is_a_400_naming_the_field(hooks: ModuleType, call_type: str,
+                                                    body: dict[str, Any], param: str) -> None:
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, {"model": "local/chat", **body}, call_type=call_type)
+    assert caught.value.status_code == 400
+    assert caught.value.param == param  # type: ignore[attr-defined]
+    assert param in caught.value.detail
+
+
+@pytest.mark.parametrize("value", ["1->2\r\nX: y", "5->4", 42, "x" * 9000])
+def test_request_metadata_is_never_echoed_into_a_header(hooks: ModuleType,
+                                                         value: object) -> None:
+    data = _pre(hooks, _chat("local/reasoner", max_tokens=10,
+                             metadata={"vllmfleet_max_tokens_clamped": value}))
+    assert asyncio.run(hooks.handler.async_post_call_response_headers_hook(
+        data=data, user_api_key_dict=None, response=None)) is None
+    forged = {"metadata": {"vllmfleet_max_tokens_clamped": "1\r\nX: y"}}
+    assert asyncio.run(hooks.handler.async_post_call_response_headers_hook(
+        data=forged, user_api_key_dict=None, response=None)) is None
+
+
+def test_the_pass_through_route_is_refused_at_the_deployment(hooks: ModuleType) -> None:
+    with pytest.raises(HTTPException) as caught:
+        asyncio.run(hooks.handler.async_pre_call_deployment_hook(
+            {"model": "hosted_vllm/x"}, "allm_passthrough_route"))
+    assert caught.value.status_code == 403
 
 
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
@@ -279,6 +402,34 @@ def test_the_response_headers_are_read_when_the_own_headers_lack_a_hint(
     assert _fail(hooks, exc).headers == {"Retry-After": "60"}
 
 
+@pytest.mark.parametrize("message", [
+    "The engine is currently busy and cannot accept new requests. Please try again later "
+    "or on a different instance.",
+    "The engine has reached its prefill token backlog limit. Please try again later or on "
+    "a different instance."])
+def test_a_backend_queue_full_503_becomes_a_429_with_retry_after(hooks: ModuleType,
+                                                                message: str) -> None:
+    exc = litellm.ServiceUnavailableError(message=message, model="a", llm_provider="hosted_vllm")
+    result = _fail(hooks, exc)
+    assert result.status_code == 429
+    assert result.headers == {"Retry-After": "1"}
+    assert "queue is full" in result.detail
+
+
+def test_a_503_that_is_not_queue_full_stays_a_fault(hooks: ModuleType) -> None:
+    exc = litellm.ServiceUnavailableError(message="engine dead", model="a",
+                                          llm_provider="hosted_vllm")
+    assert _fail(hooks, exc) is None
+
+
+def test_our_own_429_with_retry_after_is_left_as_it_is(hooks: ModuleType) -> None:
+    from litellm.proxy._types import ProxyException
+
+    exc = ProxyException(message="RPM limit=3", type="rate_limit_error", param=None, code=429,
+                         headers={"Retry-After": "12"})
+    assert _fail(hooks, exc) is None
+
+
 @pytest.mark.parametrize("exc", [
     litellm.BadRequestError(message="too long", model="a", llm_provider="hosted_vllm"),
     litellm.InternalServerError(message="boom", model="a", llm_provider="hosted_vllm"),
@@ -305,15 +456,109 @@ def test_responses_and_messages_routes_meet_the_same_output_limit(
         hooks: ModuleType, call_type: str, field: str) -> None:
     """/v1/responses and /v1/messages reach the backend on their own routes; the limit holds."""
     with pytest.raises(HTTPException) as caught:  # local/reasoner rejects
-        _pre(hooks, {"model": "local/reasoner", "input": "hi", field: 5000}, call_type=call_type)
+        _pre(hooks, {**_body(call_type, "local/reasoner"), field: 5000}, call_type=call_type)
     assert caught.value.status_code == 400
     assert f"{field}=5000 exceeds" in caught.value.detail
     assert "max_output_tokens=1024" in caught.value.detail
-    clamped = _pre(hooks, {"model": "local/chat", "input": "hi", field: 5000},
+    clamped = _pre(hooks, {**_body(call_type, "local/chat"), field: 5000},
                    call_type=call_type)  # local/chat clamps
     assert clamped[field] == 768
-    within = _pre(hooks, {"model": "local/reasoner", "input": "hi", field: 100},
+    within = _pre(hooks, {**_body(call_type, "local/reasoner"), field: 100},
                   call_type=call_type)
     assert within[field] == 100
-    omitted = _pre(hooks, {"model": "local/reasoner", "input": "hi"}, call_type=call_type)
+    omitted = _pre(hooks, _body(call_type, "local/reasoner"), call_type=call_type)
     assert omitted[field] == 1024
+
+
+# -- exact input counting by the backend's /tokenize ------------------------------------
+
+def _exact_hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
+                 url: str = "http://backend.test/tokenize") -> ModuleType:
+    monkeypatch.delenv("VLLMFLEET_LIMITS", raising=False)
+    monkeypatch.setenv("VLLMFLEET_BACKEND_KEY_TEST", "sk-backend")
+    limits = _limits()
+    limits["aliases"]["local/chat"] = {
+        **limits["aliases"]["local/chat"], "exact_input": True, "tokenize_url": url,
+        "served_model_name": "qwen2.5-7b-armitage",
+        "backend_key_env": "VLLMFLEET_BACKEND_KEY_TEST"}
+    return _exec(_ship(tmp_path, limits))
+
+
+def _backend(hooks: ModuleType, count: int, seen: list[dict[str, Any]],
+             status: int = 200) -> None:
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append({"body": json.loads(request.content),
+                     "auth": request.headers.get("authorization")})
+        return httpx.Response(status, json={"count": count, "max_model_len": 8192,
+                                            "tokens": []})
+
+    hooks.handler._http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.parametrize(("count", "refused"), [(7000, False), (7001, True)])
+def test_exact_count_over_max_input_is_a_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             count: int, refused: bool) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    seen: list[dict[str, Any]] = []
+    _backend(hooks, count, seen)
+    if refused:
+        with pytest.raises(HTTPException) as caught:
+            _pre(hooks, _chat("local/chat", max_tokens=5))
+        assert caught.value.status_code == 400
+        assert "max_input_tokens=7000" in caught.value.detail
+        assert "7001 tokens" in caught.value.detail
+    else:
+        _pre(hooks, _chat("local/chat", max_tokens=5))
+    assert seen == [{"body": {"model": "qwen2.5-7b-armitage",
+                              "messages": [{"role": "user", "content": "hi"}]},
+                     "auth": "Bearer sk-backend"}]
+
+
+def test_exact_count_of_text_completions_counts_each_prompt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    seen: list[dict[str, Any]] = []
+    _backend(hooks, 10, seen)
+    _pre(hooks, {"model": "local/chat", "prompt": ["a", "b"]}, call_type="atext_completion")
+    assert [s["body"] for s in seen] == [{"model": "qwen2.5-7b-armitage", "prompt": "a"},
+                                         {"model": "qwen2.5-7b-armitage", "prompt": "b"}]
+
+
+def test_exact_count_of_messages_includes_the_system_prompt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    seen: list[dict[str, Any]] = []
+    _backend(hooks, 10, seen)
+    _pre(hooks, {"model": "local/chat", "system": [{"type": "text", "text": "be brief"}],
+                 "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
+         call_type="anthropic_messages")
+    assert seen[0]["body"]["messages"] == [{"role": "system", "content": "be brief"},
+                                           {"role": "user", "content": "hi"}]
+
+
+def test_tokenize_unreachable_is_a_503_never_a_pass(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hooks = _exact_hooks(tmp_path, monkeypatch, url=f"http://127.0.0.1:{port}/tokenize")
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/chat", max_tokens=5))
+    assert caught.value.status_code == 503
+    assert "cannot count the prompt" in caught.value.detail
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_tokenize_failing_is_a_503_naming_the_status(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     status: int) -> None:
+    hooks = _exact_hooks(tmp_path, monkeypatch)
+    _backend(hooks, 10, [], status=status)
+    with pytest.raises(HTTPException) as caught:
+        _pre(hooks, _chat("local/chat", max_tokens=5))
+    assert caught.value.status_code == 503
+    assert f"answered {status}" in caught.value.detail

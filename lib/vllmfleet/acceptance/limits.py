@@ -38,3 +38,25 @@ def refused_naming(result: Result, *, limit: int, what: str) -> list[str]:
         return [f"refused with {result.status}, but the message does not name the limit "
                 f"{what}={limit}: {result.error[:240]!r}"]
     return []
+
+
+def held_or_refused(result: Result, *, limit: int) -> list[str]:
+    """Problems unless ``result`` is a clear 4xx refusal or a 200 within ``limit`` tokens.
+
+    For attempts to get past an output limit another way (a backend name, ``extra_body``,
+    a second field, ``n``): the proxy may refuse them or cap them, never pass them on.
+    """
+    if result.status_class == "5xx":
+        return [f"answered {result.status}, a server fault instead of a clear refusal: "
+                f"{result.error[:240]}"]
+    if result.ok:
+        if result.completion_tokens is None:
+            return ["accepted without usage, so the output limit cannot be checked"]
+        if result.completion_tokens > limit:
+            return [f"accepted with {result.completion_tokens} completion tokens, more than "
+                    f"max_output_tokens={limit}: the limit was bypassed"]
+        return []
+    if result.status_class != "4xx" or result.status == 429:
+        return [f"expected a 4xx refusal or an answer within {limit} tokens, got "
+                f"{describe(result)}"]
+    return []

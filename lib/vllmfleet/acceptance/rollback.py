@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,9 @@ def observe(inventory: Inventory, hosts: Sequence[str], *, access: Access,
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with http_client(timeout_s=30.0) as client:
         for name, host in inventory.vllm_hosts.items():
-            response = client.get(vllm_url(host) + "/v1/models")
+            backend_key = os.environ.get(inventory.proxy.backend_key_env)
+            response = client.get(vllm_url(host) + "/v1/models", headers={
+                "Authorization": f"Bearer {backend_key}"} if backend_key else {})
             lengths = served_lengths(response.json()) if response.status_code == 200 else None
             served[name] = {"HTTP": response.status_code} if lengths is None else lengths
         base = proxy_url(inventory)

@@ -66,11 +66,11 @@ def _around(message: str, needle: str, width: int = 80) -> str:
     return ("…" if start else "") + message[start:start + width] + "…"
 
 
-async def _direct(inv: Inventory, host: str, url: str) -> list[Check]:
+async def _direct(inv: Inventory, host: str, url: str, backend_key: str | None) -> list[Check]:
     vllm = inv.hosts[host].vllm
     assert vllm is not None
     checks: list[Check] = []
-    async with FleetClient(url, timeout_s=60) as client:
+    async with FleetClient(url, api_key=backend_key, timeout_s=60) as client:
         status = await client.health()
         checks.append(Check(target="direct", name=host, what="health", ok=status == 200,
                             detail=f"/health {status}"))
@@ -136,7 +136,7 @@ async def _proxy_alias(client: FleetClient, inv: Inventory, name: str, canonical
 async def run_smoke(inv: Inventory, endpoints: Endpoints) -> SmokeReport:
     """Run every check; hosts in parallel, proxy aliases one after another (rate limits)."""
     report = SmokeReport()
-    direct = await asyncio.gather(*(_direct(inv, host, url)
+    direct = await asyncio.gather(*(_direct(inv, host, url, endpoints.backend_key)
                                     for host, url in endpoints.hosts.items()))
     for checks in direct:
         report.checks.extend(checks)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from vllmfleet import health
-from vllmfleet.deploy import backups, locks, measured
+from vllmfleet.deploy import backups, litellm_check, locks, measured
 from vllmfleet.deploy.diagnose import diagnose
 from vllmfleet.deploy.plan import Change, Desired, expectations, services_of, unit_changed
 from vllmfleet.errors import DeployError, FleetError
@@ -57,6 +57,7 @@ class Step(StrEnum):
     READ = "reading the host's files"
     LOCK = "taking the lock"
     BACKUP = "backup"
+    CHECK = "checking the new proxy config with the host's LiteLLM"
     PUSH = "push"
     RESTART = "restart"
     WAIT_VERIFY = "wait healthy / verify"
@@ -72,9 +73,11 @@ class Options:
     force_unlock: bool = False
     owner: str = field(default_factory=locks.default_owner)
     master_key: str | None = None
+    backend_key: str | None = None  # the vLLM servers' --api-key, to verify them directly
     key_hint: str = ""
     log_lines: int = 40
     stale_after_s: float = locks.DEFAULT_STALE_AFTER_S
+    check_proxy_config: bool = True  # run the host's LiteLLM on a new proxy config first
 
     def __post_init__(self) -> None:
         if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
@@ -163,6 +166,21 @@ class _Apply:
                 content=have[d.remote_path].content or b"", mode=have[d.remote_path].mode or 0))
             for d in self.desired) if c.changed]
 
+    def check_proxy_config(self) -> None:
+        """Before the swap: the host's LiteLLM version, and whether it loads the new bundle."""
+        bundle = [c.want for c in self.todo if c.want.kind in litellm_check.BUNDLE_KINDS]
+        if not bundle or self.host.name != self.inventory.proxy.host \
+                or not self.options.check_proxy_config:
+            return
+        everything = [d for d in self.desired if d.kind in litellm_check.BUNDLE_KINDS]
+        cli = litellm_check.litellm_cli(self.inventory, self.host)
+        warning = litellm_check.version_warning(self.adapter, cli)
+        if warning:
+            self.say(f"warning: {warning}")
+        note = litellm_check.validate_on_host(self.adapter, cli=cli, bundle=everything,
+                                              config_path=self.inventory.proxy.config_path)
+        self.say(f"note: {note}" if note else "the host's LiteLLM loads the new proxy config")
+
     def push(self) -> None:
         for change in self.todo:
             want = change.want
@@ -192,7 +210,8 @@ class _Apply:
             self.say(f"{expect.service} healthy after {took:.1f} s")
             if verify:
                 problems = health.verify(expect, key=self.options.master_key,
-                                         key_hint=self.options.key_hint)
+                                         key_hint=self.options.key_hint,
+                                         backend_key=self.options.backend_key)
                 if problems:
                     raise DeployError(f"{expect.service} is up but does not serve what was "
                                       "deployed: " + "; ".join(problems), host=self.host.name)
@@ -237,6 +256,8 @@ class _Apply:
             if not self.todo:
                 self.say("up to date: nothing to change, nothing restarted")
                 return self.outcome("unchanged")
+            step = Step.CHECK
+            self.check_proxy_config()
             step = Step.PUSH
             self.push()
             step = Step.RESTART
@@ -249,7 +270,7 @@ class _Apply:
             if "vllm" in services:
                 self.measure()
         except Exception as exc:  # every failure after the lock is reported
-            if step is Step.BACKUP:
+            if step in (Step.BACKUP, Step.CHECK):
                 return self.outcome("failed", report=self.nothing_changed(step, exc))
             return self.recover(_Failed(step, exc))
         except BaseException as exc:  # Ctrl-C: put the host back (briefly), then stop

@@ -21,6 +21,7 @@ class Endpoints:
     proxy: str  # the proxy's root, e.g. http://motoko.lan:4000
     key: str | None = None
     key_hint: str = ""  # how to provide the key when it is missing
+    backend_key: str | None = None  # the vLLM servers' --api-key, for direct requests
 
 
 def vllm_url(host: Host, port: int | None = None) -> str:
@@ -40,7 +41,9 @@ def key_hint(inventory: Inventory) -> str:
             "proxy.master_key_env names that variable)")
 
 
-def endpoints_of(inventory: Inventory, *, key: str | None) -> Endpoints:
+def endpoints_of(inventory: Inventory, *, key: str | None,
+                 backend_key: str | None = None) -> Endpoints:
     """The inventory's addresses (the real fleet)."""
     return Endpoints(hosts={n: vllm_url(h) for n, h in inventory.vllm_hosts.items()},
-                     proxy=proxy_url(inventory), key=key, key_hint=key_hint(inventory))
+                     proxy=proxy_url(inventory), key=key, key_hint=key_hint(inventory),
+                     backend_key=backend_key)

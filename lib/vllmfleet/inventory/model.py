@@ -146,6 +146,11 @@ class Proxy:
     master_key_env: str = spec(default="LITELLM_MASTER_KEY", pattern=r"[A-Z_][A-Z0-9_]*",
                                help="the NAME of an environment variable, never the key itself",
                                example="LITELLM_MASTER_KEY")
+    backend_key_env: str = spec(
+        default="VLLMFLEET_BACKEND_KEY", pattern=r"[A-Z_][A-Z0-9_]*",
+        help="the NAME of the environment variable that holds the vLLM servers' --api-key on "
+             "the proxy host (and for inv health / the suites), never the key itself",
+        example="VLLMFLEET_BACKEND_KEY")
     request_timeout_s: int = spec(default=240, ge=1, lt=300,
                                   help="seconds, below the proxy's own 300", example="240")
     num_retries: int = spec(default=0, ge=0, le=5, help="0 to 5 retries per request",
@@ -189,6 +194,11 @@ class Alias:
     queue_depth: int = spec(default=0, ge=0, help="the requests allowed to wait at the backend",
                             example="4")
     on_max_output: Literal["reject", "clamp"] = "reject"
+    exact_input_tokens: bool = spec(
+        default=True, help="true: the proxy counts the prompt with the backend's own "
+        "/tokenize (exact); false: LiteLLM's approximate tiktoken count", example="true")
+    max_n: int = spec(default=1, ge=1, help="the most choices (n, best_of) one request may ask "
+                      "for; each may use max_output_tokens", example="1")
     slo: SLO | None = None
 
     @property

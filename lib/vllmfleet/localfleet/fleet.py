@@ -49,6 +49,7 @@ from vllmfleet.localfleet.processes import (
     wait_healthy,
 )
 from vllmfleet.localfleet.state import (
+    BACKEND_KEY_FILE,
     KEY_FILE,
     FleetState,
     Process,
@@ -70,11 +71,12 @@ def _proxy_argv(config: Path, port: int) -> list[str]:
             "--host", "127.0.0.1", "--port", str(port)]
 
 
-def _proxy_env(inventory: Inventory, key: str) -> dict[str, str]:
+def _proxy_env(inventory: Inventory, key: str, backend_key: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",   # no price-map download at start
         inventory.proxy.master_key_env: key,
+        inventory.proxy.backend_key_env: backend_key,  # the engines' --api-key
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
@@ -185,11 +187,15 @@ def _start(inventory: Inventory, *, engine: Engine, speed: float, build_dir: Pat
     key_file = build_dir / KEY_FILE
     key = "sk-" + secrets.token_urlsafe(32)  # LiteLLM wants master keys to start with sk-
     write_secret(key_file, key)
+    backend_key_file = build_dir / BACKEND_KEY_FILE
+    backend_key = secrets.token_urlsafe(32)  # only the proxy reaches the engines
+    write_secret(backend_key_file, backend_key)
     state = FleetState(build_dir=str(build_dir), engine=engine,
                        inventory_path=str(inventory.path.resolve()),
                        inventory_digest=inventory.digest,
                        master_key_env=inventory.proxy.master_key_env,
-                       master_key_file=str(key_file), started_at=time.time())
+                       master_key_file=str(key_file), started_at=time.time(),
+                       backend_key_file=str(backend_key_file))
     children = []
     try:
         ports = {name: free_port() for name in inventory.vllm_hosts}
@@ -198,7 +204,9 @@ def _start(inventory: Inventory, *, engine: Engine, speed: float, build_dir: Pat
                          extra=[*emulator_args, *host_args.get(name, ())],
                          start_timeout_s=start_timeout_s)
             log = logs / f"{name}.log"
-            proc, ticks = spawn(run.argv, log=log, env=run.env, cwd=build_dir)
+            # vLLM (and the emulator) read --api-key from VLLM_API_KEY: not on the command line
+            proc, ticks = spawn(run.argv, log=log, env={**run.env, "VLLM_API_KEY": backend_key},
+                                cwd=build_dir)
             url = f"http://127.0.0.1:{ports[name]}"
             state.emulators[name] = Process(name=name, role=engine, pid=proc.pid,
                                             start_ticks=ticks, port=ports[name], url=url,
@@ -210,7 +218,8 @@ def _start(inventory: Inventory, *, engine: Engine, speed: float, build_dir: Pat
         proxy_port = free_port()
         argv = _proxy_argv(config, proxy_port)
         log = logs / "litellm.log"
-        proc, ticks = spawn(argv, log=log, env=_proxy_env(inventory, key), cwd=config.parent)
+        proc, ticks = spawn(argv, log=log, env=_proxy_env(inventory, key, backend_key),
+                            cwd=config.parent)
         url = f"http://127.0.0.1:{proxy_port}"
         state = dataclasses.replace(state, proxy=Process(
             name="litellm", role="proxy", pid=proc.pid, start_ticks=ticks, port=proxy_port,

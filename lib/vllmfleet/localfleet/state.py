@@ -25,6 +25,7 @@ from vllmfleet.inventory import Endpoints
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
 KEY_FILE = "master_key"
+BACKEND_KEY_FILE = "backend_key"
 STATE_VERSION = 1
 Role = Literal["emulator", "vllm", "proxy"]
 
@@ -57,6 +58,7 @@ class FleetState:
     emulators: dict[str, Process] = field(default_factory=dict)
     proxy: Process | None = None
     ready: bool = False
+    backend_key_file: str = ""  # the engines' --api-key (0600); "" in older state files
 
     @property
     def processes(self) -> list[Process]:
@@ -86,7 +88,20 @@ class FleetState:
 
     def endpoints(self) -> Endpoints:
         """Where this fleet answers, with its master key."""
-        return Endpoints(hosts=self.host_urls, proxy=self.proxy_url, key=self.master_key)
+        return Endpoints(hosts=self.host_urls, proxy=self.proxy_url, key=self.master_key,
+                         backend_key=self.backend_key)
+
+    @property
+    def backend_key(self) -> str | None:
+        """The engines' API key (only the proxy and the fleet's own checks hold it)."""
+        if not self.backend_key_file:
+            return None
+        try:
+            return Path(self.backend_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise LocalFleetError(f"cannot read the local fleet's backend key "
+                                  f"{self.backend_key_file}: {exc.strerror}; run "
+                                  "`inv fleet.down` and `inv fleet.up` again") from None
 
     @property
     def master_key(self) -> str:
@@ -143,9 +158,10 @@ def write_state(state: FleetState) -> None:
 
 
 def clear_state(build_dir: Path) -> None:
-    """Remove the state file and the master key file."""
+    """Remove the state file and the key files."""
     (build_dir / STATE_FILE).unlink(missing_ok=True)
     (build_dir / KEY_FILE).unlink(missing_ok=True)
+    (build_dir / BACKEND_KEY_FILE).unlink(missing_ok=True)
 
 
 def write_secret(path: Path, value: str) -> None:

@@ -196,6 +196,10 @@ class HostAdapter(ABC):
         Platforms without such a manager ignore it.
         """
 
+    def command_path(self, remote_path: str) -> str:
+        """``remote_path`` as a command run on this host (:meth:`run`) sees it."""
+        return remote_path
+
     def link_exclusive(self, source: str, target: str) -> str:
         """Make the existing file ``source`` appear as ``target`` too, unless ``target``
         exists: an atomic, exclusive create (what the deploy lock is built on).

@@ -89,6 +89,9 @@ class LocalAdapter(HostAdapter):
             path = path[0] + path[2:]
         return self.root / path.lstrip("/")
 
+    def command_path(self, remote_path: str) -> str:
+        return str(self.path_of(remote_path))
+
     def put(self, remote_path: str, content: bytes, *, mode: int = 0o644) -> None:
         target = self.path_of(remote_path)
         tmp = Path(temp_name(str(target), self._tokens()))

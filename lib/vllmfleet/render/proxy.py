@@ -44,6 +44,11 @@ LIMITS_FILE = "vllmfleet_limits.json"
 HOOKS_SOURCE = "proxy_hooks.py"         # in the vllmfleet package
 
 
+def backend_model(served_model_name: str) -> str:
+    """The deployment's ``litellm_params.model``: LiteLLM's provider prefix + vLLM's name."""
+    return f"hosted_vllm/{served_model_name}"
+
+
 def default_api_base(host: Host) -> str:
     """The OpenAI base URL of ``host``'s vLLM server as the proxy reaches it."""
     if host.vllm is None:
@@ -67,6 +72,7 @@ def _entries(inventory: Inventory, api_base: Callable[[Host], str]) -> list[dict
             "rpm": alias.rpm,
             "tpm": alias.tpm,
             "profile_of": alias.profile_of,
+            "exact_input": alias.exact_input_tokens,
         })
     return entries
 
@@ -110,10 +116,29 @@ def litellm_config(inventory: Inventory, *, api_base: Callable[[Host], str] | No
     return data
 
 
-def limits(inventory: Inventory) -> dict[str, Any]:
-    """What the hooks module enforces, keyed by every name a client may send."""
+def _tokenize_url(api_base: str) -> str:
+    """vLLM's /tokenize beside the OpenAI routes (``…/v1`` → ``…/tokenize``)."""
+    base = api_base.rstrip("/")
+    return (base[:-3] if base.endswith("/v1") else base) + "/tokenize"
+
+
+def limits(inventory: Inventory, *,
+           api_base: Callable[[Host], str] | None = None) -> dict[str, Any]:
+    """What the hooks module enforces, keyed by every name a client may send.
+
+    An alias with ``exact_input_tokens`` (the default) is counted by its backend's
+    ``/tokenize`` at the URL the proxy reaches it (``api_base``, as in the config).
+    """
+    base_of = api_base or default_api_base
     table: dict[str, Any] = {}
     for alias in inventory.aliases.values():
+        host = inventory.hosts[alias.host]
+        assert host.vllm is not None  # the inventory rules guarantee it
+        exact: dict[str, Any] = {"exact_input": alias.exact_input_tokens}
+        if alias.exact_input_tokens:
+            exact.update(tokenize_url=_tokenize_url(base_of(host)),
+                         served_model_name=host.vllm.served_model_name,
+                         backend_key_env=inventory.proxy.backend_key_env)
         for name in alias.names:
             table[name] = {
                 "alias": alias.name,
@@ -123,11 +148,21 @@ def limits(inventory: Inventory) -> dict[str, Any]:
                 "max_parallel": alias.max_parallel,
                 "rpm": alias.rpm,
                 "tpm": alias.tpm,
+                "max_n": alias.max_n,
+                **exact,
             }
+    # Raw backend names LiteLLM also routes (a deployment's litellm_params.model): refused
+    # by the hooks with a message naming the aliases served there.
+    backends: dict[str, list[str]] = {}
+    for alias in inventory.aliases.values():
+        host = inventory.hosts[alias.host]
+        if host.vllm is not None:
+            backends.setdefault(backend_model(host.vllm.served_model_name), []).append(alias.name)
     # A digest of the limits themselves (not of the whole inventory): an edit elsewhere in
     # the inventory must not change this file, or every deploy would restart the proxy.
     canonical = json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
-    return {"aliases": table, "limits_digest": hashlib.sha256(canonical).hexdigest()}
+    return {"aliases": table, "backends": backends,
+            "limits_digest": hashlib.sha256(canonical).hexdigest()}
 
 
 def hooks_source() -> str:
@@ -167,8 +202,8 @@ def _proxy_bundle(inventory: Inventory, *, api_base: Callable[[Host], str] | Non
                             templates=templates)
     return [
         file(posixpath.basename(proxy.config_path), proxy.config_path, config, "litellm-config"),
-        file(LIMITS_FILE, remote_join(config_dir, LIMITS_FILE), to_json(limits(inventory)),
-             "proxy-limits"),
+        file(LIMITS_FILE, remote_join(config_dir, LIMITS_FILE),
+             to_json(limits(inventory, api_base=api_base)), "proxy-limits"),
         file(f"{HOOKS_MODULE}.py", remote_join(config_dir, f"{HOOKS_MODULE}.py"),
              hooks_source(), "proxy-hooks"),
     ]

@@ -34,6 +34,8 @@ CONTAINER_HF_CACHE = "/root/.cache/huggingface"
 COMPOSE_FILE = "vllm-compose.yaml"
 LAUNCHER_FILE = "vllm-launcher.ps1"
 LAUNCHER_CONFIG = "vllm-config.json"
+SECRET_FILE = "vllm.env"
+"""The 0600 file on each vLLM host with ``VLLM_API_KEY=<the backend key>`` (never rendered)."""
 
 
 def vllm_args(host: Host, *, bind: str = "0.0.0.0", port: int | None = None,
@@ -108,6 +110,7 @@ def _launch_context(inventory: Inventory, host: Host) -> dict[str, Any]:
         "gpu_count": gpus if gpus == "all" else int(gpus),
         "container_hf_cache": CONTAINER_HF_CACHE,
         "remote_path": remote_join(host.base_dir, COMPOSE_FILE),
+        "secret_path": remote_join(host.base_dir, SECRET_FILE),
     }
 
 

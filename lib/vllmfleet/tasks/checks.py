@@ -9,14 +9,33 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from vllmfleet.inventory import Inventory
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, pick_hosts, user_errors
 from vllmfleet.tasks.settings import settings
 
 _INV = INVENTORY_HELP
 
 
-@task(help={"inventory": _INV})
-def validate(c: Context, inventory: str | None = None) -> None:
+_LITELLM = ("also load the rendered proxy config with the LiteLLM installed here "
+            "(litellm --validate_config; 10-40 s)")
+
+
+def _check_with_litellm(inv: Inventory) -> None:
+    """Exit 1 when the LiteLLM installed here cannot load the rendered proxy bundle."""
+    import vllmfleet.render as renderer
+    from vllmfleet.deploy.litellm_check import validate_locally
+
+    with user_errors():
+        bundle = renderer.render_proxy(inv)
+    names = [(Path(f.relpath).name, f.content) for f in bundle]
+    problems = validate_locally(names, config_name=names[0][0])
+    if problems:
+        raise Exit("\n".join(f"error: {p}" for p in problems), code=1)
+    print(f"{inv.proxy.config_path}: LiteLLM here loads the rendered proxy config")
+
+
+@task(help={"inventory": _INV, "litellm": _LITELLM})
+def validate(c: Context, inventory: str | None = None, litellm: bool = False) -> None:
     """Check the inventory: types, references, limits against vLLM and the GPUs."""
     from vllmfleet.inventory.problems import format_problems
 
@@ -26,6 +45,8 @@ def validate(c: Context, inventory: str | None = None) -> None:
     print(f"{inv.path}: valid: {len(inv.hosts)} hosts ({len(inv.vllm_hosts)} vLLM), "
           f"{len(inv.aliases)} aliases, {len(inv.models)} models, "
           f"{len(inv.warnings)} warning(s)")
+    if litellm:
+        _check_with_litellm(inv)
 
 
 @task(help={"inventory": _INV, "host": "only these vLLM hosts (comma-separated)",
@@ -66,9 +87,9 @@ def plan(c: Context, inventory: str | None = None, host: str | None = None,
 
 
 @task(help={"inventory": _INV, "out": "output folder (default: <build_dir>/rendered)",
-            "host": "only these hosts (comma-separated)"})
+            "host": "only these hosts (comma-separated)", "litellm": _LITELLM})
 def render(c: Context, inventory: str | None = None, out: str | None = None,
-           host: str | None = None) -> None:
+           host: str | None = None, litellm: bool = False) -> None:
     """Render every config file of the fleet (vLLM launch, LiteLLM config, systemd unit)."""
     import vllmfleet.render as renderer
 
@@ -81,3 +102,5 @@ def render(c: Context, inventory: str | None = None, out: str | None = None,
     for f, path in zip(files, written, strict=True):
         print(f"{f.host:<12} {f.kind:<17} {path}  ->  {f.remote_path}")
     print(f"{len(written)} files in {out_dir}")
+    if litellm:
+        _check_with_litellm(inv)

@@ -59,6 +59,7 @@ def options(c: Context, inventory: Inventory, *, dry_run: bool = False,
     with user_errors():
         return Options(store=config.backups_dir, keep=config.backups_keep, dry_run=dry_run,
                        force_unlock=force_unlock, master_key=os.environ.get(env) or None,
+                       backend_key=os.environ.get(inventory.proxy.backend_key_env) or None,
                        key_hint=key_hint(inventory),
                        stale_after_s=config.lock_stale_s, log_lines=config.log_lines)
 

@@ -38,7 +38,8 @@ def health(c: Context, host: str | None = None, local: bool = False, no_ssh: boo
             adapter = None
         else:
             endpoints = endpoints_of(
-                inv, key=os.environ.get(inv.proxy.master_key_env) or None)
+                inv, key=os.environ.get(inv.proxy.master_key_env) or None,
+                backend_key=os.environ.get(inv.proxy.backend_key_env) or None)
             acc = access(c, inv)
             adapter = None if no_ssh else (lambda n: acc.adapter(inv, inv.hosts[n]))
         rows = checks.check_fleet(inv, names, endpoints, adapter=adapter)

@@ -4,6 +4,7 @@ lock, the diagnosis text and the summary."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -264,7 +265,8 @@ def test_deploy_all_keeps_every_outcome_when_pruning_fails(
 
     said: list[str] = []
     outcomes = deploy_all(reference, access=Access(factory=local), say=said.append,
-                          options=Options(store=tmp_path / "backups", master_key="k"))
+                          options=Options(store=tmp_path / "backups", master_key="k",
+                                          check_proxy_config=False))  # (see test_litellm_check)
     assert [(o.host, o.result) for o in outcomes] == [
         (n, "deployed") for n in [*reference.vllm_hosts, reference.proxy.host]]
     assert sum("could not prune" in s for s in said) == len(outcomes)
@@ -307,7 +309,8 @@ def test_a_proxy_deploy_whose_second_put_fails_restores_the_first_file(
                        service="proxy", kind=k) for p, k in PROXY_FILES.items()]
     outcome = deploy.apply(inventory=reference, host=reference.hosts["motoko"], adapter=adapter,
                            desired=desired, say=events.append,
-                           options=Options(store=tmp_path / "backups", master_key="k"))
+                           options=Options(store=tmp_path / "backups", master_key="k",
+                                           check_proxy_config=False))  # fake contents
     assert outcome.result == "failed" and "FAILED at push" in outcome.report
     assert outcome.restored is True and "restart" not in events
     assert any(e.startswith("restoring 2 file(s)") for e in events)  # the first was replaced
@@ -317,6 +320,29 @@ def test_a_proxy_deploy_whose_second_put_fails_restores_the_first_file(
     assert sorted(p.name for p in (tmp_path / "host" / "etc" / "litellm").iterdir()) == \
         sorted(Path(p).name for p in PROXY_FILES)  # no temp file left
     assert not list(tmp_path.rglob(locks.LOCK_NAME))
+
+
+def test_a_proxy_config_the_host_litellm_cannot_load_changes_nothing(
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:
+    events: list[str] = []
+    service = CallableService(restart_fn=lambda: events.append("restart"),
+                              is_running_fn=lambda: True)
+    adapter = LocalAdapter(host="motoko", root=tmp_path / "host", services={"proxy": service})
+    for path in PROXY_FILES:
+        LocalAdapter.put(adapter, path, b"old\n")
+    desired = [Desired(remote_path=p, content=b"model_list: [\n", mode=0o644,
+                       service="proxy", kind=k) for p, k in PROXY_FILES.items()]
+    # a local proxy host: its LiteLLM is the one installed here
+    motoko = dataclasses.replace(reference.hosts["motoko"], platform="local")
+    inventory = dataclasses.replace(reference, hosts={**reference.hosts, "motoko": motoko})
+    outcome = deploy.apply(inventory=inventory, host=motoko, adapter=adapter,
+                           desired=desired, say=events.append,
+                           options=Options(store=tmp_path / "backups", master_key="k"))
+    assert outcome.result == "failed"
+    assert "FAILED at checking the new proxy config with the host's LiteLLM" in outcome.report
+    assert "nothing was changed on the host" in outcome.report
+    assert "restart" not in events
+    assert all(adapter.path_of(p).read_bytes() == b"old\n" for p in PROXY_FILES)
 
 
 class RecordsRestarts(LocalAdapter):
@@ -343,6 +369,7 @@ def test_the_proxy_restart_reloads_units_only_when_the_unit_changed(
                        else b"[Service]\nExecStart=/old\n")]
     outcome = deploy.apply(inventory=reference, host=reference.hosts["motoko"], adapter=adapter,
                            desired=desired, say=lambda _: None,
-                           options=Options(store=tmp_path / "backups", master_key="k"))
+                           options=Options(store=tmp_path / "backups", master_key="k",
+                                           check_proxy_config=False))  # fake contents
     assert outcome.result == "deployed", outcome.report
     assert adapter.restarts == [("proxy", reload)]

@@ -150,6 +150,9 @@ def test_litellm_config_puts_limits_where_litellm_reads_them(
     assert list(entries) == list(reference.aliases)  # one entry per alias, burst included
     for name, alias in reference.aliases.items():
         params, info = entries[name]["litellm_params"], entries[name]["model_info"]
+        # exact_input_tokens (the default): the hooks count with the backend's /tokenize
+        # first; LiteLLM's approximate check of the same limit stays behind it
+        assert alias.exact_input_tokens
         assert info == {"id": name, "max_input_tokens": alias.max_input_tokens,
                         "max_output_tokens": alias.max_output_tokens,
                         "rpm": alias.rpm, "tpm": alias.tpm}
@@ -204,7 +207,12 @@ def test_limits_json_covers_every_name_a_client_may_send(
     assert {n: v["alias"] for n, v in data["aliases"].items()} == names
     assert data["aliases"]["local/chat"] == {
         "alias": "qwen2.5-7b-armitage", "max_input_tokens": 7000, "max_output_tokens": 768,
-        "on_max_output": "reject", "max_parallel": 5, "rpm": 40, "tpm": 80000}
+        "on_max_output": "reject", "max_parallel": 5, "rpm": 40, "tpm": 80000, "max_n": 1,
+        "exact_input": True, "tokenize_url": "http://armitage.lan:8000/tokenize",
+        "served_model_name": "qwen2.5-7b-armitage", "backend_key_env": "VLLMFLEET_BACKEND_KEY"}
+    # the raw backend names LiteLLM also routes, for the hooks to refuse by name
+    assert data["backends"]["hosted_vllm/llama31-8b-wintermute"] == [
+        "llama31-8b-wintermute", "llama31-8b-wintermute-burst"]
 
 
 def test_proxy_unit_and_env_template_hold_no_secret(rendered: dict[str, RenderedFile]) -> None:
@@ -219,6 +227,7 @@ def test_proxy_unit_and_env_template_hold_no_secret(rendered: dict[str, Rendered
     assignments = dict(line.split("=", 1) for line in env.splitlines()
                        if line and not line.startswith("#"))
     assert assignments == {"LITELLM_MASTER_KEY": "sk-REPLACE-ME",
+                           "VLLMFLEET_BACKEND_KEY": "REPLACE-ME",
                            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
@@ -392,3 +401,15 @@ def test_limits_file_changes_only_with_the_limits(reference: Inventory) -> None:
                                                       "qwen2.5-7b-armitage": alias})
     assert (render_proxy.limits(tighter)["limits_digest"]
             != render_proxy.limits(reference)["limits_digest"])
+
+
+def test_an_alias_that_opts_out_of_exact_counting_is_not_counted_by_the_hooks(
+        reference: Inventory) -> None:
+    alias = dataclasses.replace(reference.aliases["qwen2.5-7b-armitage"],
+                                exact_input_tokens=False)
+    inventory = dataclasses.replace(reference, aliases={**reference.aliases, alias.name: alias})
+    config = render.litellm_config(inventory, templates=TEMPLATES)
+    info = next(e["model_info"] for e in config["model_list"] if e["model_name"] == alias.name)
+    assert info["max_input_tokens"] == 7000  # LiteLLM's own (approximate) check
+    table = render.proxy.limits(inventory)["aliases"]["local/chat"]
+    assert table["exact_input"] is False and "tokenize_url" not in table

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REFERENCE, run_inv
+from tests.conftest import REFERENCE, TEMPLATES, run_inv
 
 
 def test_list_shows_the_checks_with_help() -> None:
@@ -59,3 +60,24 @@ def test_render_writes_every_file_of_a_host(tmp_path: Path, host: str) -> None:
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written, result.stdout
     assert all(str(p) in result.stdout for p in written)
+
+
+def test_validate_with_litellm_loads_the_rendered_proxy_config() -> None:
+    done = run_inv("validate", "--litellm", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "LiteLLM here loads the rendered proxy config" in done.stdout
+
+
+def test_render_with_litellm_fails_on_a_config_litellm_cannot_load(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    config = templates / "litellm_config.yaml.j2"
+    # valid YAML (the last model_list wins), but not a config LiteLLM can load
+    config.write_text(config.read_text(encoding="utf-8") + "\nmodel_list: 42\n",
+                      encoding="utf-8")
+    inventory = tmp_path / "fleet.yaml"
+    shutil.copyfile(REFERENCE, inventory)
+    done = run_inv("render", "--litellm", "--inventory", str(inventory), "--out",
+                   str(tmp_path / "out"), timeout=240)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "LiteLLM cannot load the rendered proxy config" in done.stdout + done.stderr
