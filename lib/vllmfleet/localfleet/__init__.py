@@ -14,6 +14,7 @@ from __future__ import annotations
 from vllmfleet.localfleet.fleet import (
     DEFAULT_BUILD_DIR,
     ENGINES,
+    SPEED_RANGE,
     ComponentStatus,
     Engine,
     FleetStatus,
@@ -27,6 +28,7 @@ from vllmfleet.localfleet.state import FleetState, Process
 __all__ = [
     "DEFAULT_BUILD_DIR",
     "ENGINES",
+    "SPEED_RANGE",
     "ComponentStatus",
     "Engine",
     "FleetState",

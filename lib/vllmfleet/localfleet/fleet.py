@@ -59,6 +59,10 @@ Engine = Literal["emulator"]
 ENGINES: tuple[str, ...] = ("emulator",)
 DEFAULT_BUILD_DIR = Path("build/localfleet")
 EMULATOR_START_TIMEOUT_S = 60.0
+#: The speed factors a local fleet accepts: 1/1000 of real time slows every emulated delay a
+#: thousand times, 1000 shortens it a thousand times. Outside it a factor is a typo (1e-320
+#: makes the time scale infinite: a "healthy" fleet whose every request hangs).
+SPEED_RANGE = (0.001, 1000.0)
 Progress = Callable[[str], None]
 
 
@@ -104,9 +108,10 @@ def _check_options(inventory: Inventory, engine: str, speed: float) -> None:
     if engine not in ENGINES:
         raise LocalFleetError(f"engine {engine!r} is not supported by the local fleet; use one "
                               f"of: {', '.join(ENGINES)}")
-    if not speed > 0:
-        raise LocalFleetError(f"speed {speed!r} must be a positive number: 1 = real time, "
-                              "10 = emulated delays ten times shorter")
+    low, high = SPEED_RANGE
+    if not low <= speed <= high:
+        raise LocalFleetError(f"speed {speed!r} must be a number from {low:g} to {high:g}: "
+                              "1 = real time, 10 = emulated delays ten times shorter")
     if not inventory.vllm_hosts:
         raise LocalFleetError(f"{inventory.path}: the inventory has no host with a vllm: "
                               "section, so the local fleet has nothing to serve")

@@ -13,13 +13,15 @@ from invoke.tasks import task
 
 from vllmfleet import localfleet
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
-from vllmfleet.tasks.settings import settings
+from vllmfleet.tasks.settings import make_folder, settings, where
 
 _INV = INVENTORY_HELP
 
 
-def _build_dir(c: Context) -> Path:
-    return settings(c).build_dir / "localfleet"
+def _build_dir(c: Context, *, create: bool = False) -> Path:
+    """``<build_dir>/localfleet``; ``create``: made now, or exit 2 naming the setting."""
+    folder = settings(c).build_dir / "localfleet"
+    return make_folder(folder, named=where(c, "build_dir")) if create else folder
 
 
 def _progress() -> localfleet.Progress:
@@ -37,22 +39,25 @@ def _speed(value: str | None) -> float:
     except ValueError:
         raise Exit(f"error: --speed {value!r} is not a number; use e.g. --speed 10 "
                    "(ten times faster than the configured tokens/s)", code=2) from None
-    if speed <= 0:
-        raise Exit(f"error: --speed {value} must be positive, e.g. --speed 1", code=2)
+    low, high = localfleet.SPEED_RANGE
+    if not low <= speed <= high:  # nan too; 1e-320 would make every delay infinite
+        raise Exit(f"error: --speed {value} is out of range: give a number from {low:g} to "
+                   f"{high:g}, e.g. --speed 1 (real time) or --speed 10", code=2)
     return speed
 
 
 def _start(c: Context, inventory: str | None, engine: str | None,
            speed: str | None) -> localfleet.FleetState:
+    factor = _speed(speed)
     inv = load_inventory(c, inventory)
     chosen = engine or "emulator"
     if chosen not in localfleet.ENGINES:
         raise Exit(f"error: --engine {chosen!r} is not available; use one of: "
                    + ", ".join(localfleet.ENGINES), code=2)
+    folder = _build_dir(c, create=True)
     print(f"starting the local fleet of {inv.path} (engine {chosen})", file=sys.stderr)
     with user_errors():
-        return localfleet.up(inv, speed=_speed(speed), build_dir=_build_dir(c),
-                             progress=_progress())
+        return localfleet.up(inv, speed=factor, build_dir=folder, progress=_progress())
 
 
 def _describe(state: localfleet.FleetState) -> str:

@@ -15,22 +15,38 @@ reaches :class:`Settings`, which parses it.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, InitVar, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from invoke.config import Config, DataProxy
 from invoke.context import Context
 from invoke.exceptions import Exit
 
 from vllmfleet.remote import MAX_LOG_LINES
 
-__all__ = ["DEFAULTS", "LOG_LINES_MAX", "Settings", "Source", "Sudo", "cli_runtime_path",
-           "config_defaults", "inventory_of", "project_config", "settings"]
+__all__ = [
+    "DEFAULTS",
+    "LOG_LINES_MAX",
+    "Settings",
+    "Source",
+    "Sudo",
+    "check_config_files",
+    "cli_runtime_path",
+    "config_defaults",
+    "inventory_of",
+    "make_folder",
+    "project_config",
+    "settings",
+    "where",
+]
 
 Sudo = Literal["proxy", "all", "none"]
 #: The most log lines a failure report or ``logs.<host> --lines`` shows: the host adapters'
@@ -41,7 +57,12 @@ SECTION = "vllmfleet"
 
 
 class _Bad(ValueError):
-    """A value a setting cannot take (the caller adds name, source and fix)."""
+    """A value a setting cannot take (the caller adds name, source and fix); ``why`` says
+    what is wrong with it when "is not <what it must be>" alone would not."""
+
+    def __init__(self, value: object, why: str = "") -> None:
+        super().__init__(value)
+        self.why = why
 
 
 def _path(value: object) -> Path:
@@ -54,6 +75,30 @@ def _path(value: object) -> Path:
 
 def _optional_path(value: object) -> Path | None:
     return None if value is None or value == "" else _path(value)
+
+
+def _folder(value: object) -> Path:
+    """A folder path: a path that is not an existing file, device or FIFO (a folder the task
+    creates later may not exist yet)."""
+    path = _path(value)
+    if path.exists() and not path.is_dir():
+        raise _Bad(value, f"it is {_kind(path)}, not a folder")
+    return path
+
+
+def _optional_folder(value: object) -> Path | None:
+    return None if value is None or value == "" else _folder(value)
+
+
+def _kind(path: Path) -> str:
+    """What ``path`` is, in words, for an error ("a file", "a device" …)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "unreadable"
+    return ("a folder" if stat.S_ISDIR(mode) else "a file" if stat.S_ISREG(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device")
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[object], int]:
@@ -120,13 +165,13 @@ class Settings:
         _path, "a file path", "configs/fleet.yaml", anchored=True))
     #: rendered files, the local fleet's state and logs
     build_dir: Path = field(default=Path("build"), metadata=_spec(
-        _path, "a folder path", "build", anchored=True))
+        _folder, "a folder path", "build", anchored=True))
     #: where ``inv render`` writes (None: ``<build_dir>/rendered``; ``--out`` beats it)
     render_dir: Path | None = field(default=None, metadata=_spec(
-        _optional_path, "a folder path", "build/rendered"))
+        _optional_folder, "a folder path", "build/rendered"))
     #: the local backup store
     backups_dir: Path = field(default=Path("backups"), metadata=_spec(
-        _path, "a folder path", "backups", anchored=True))
+        _folder, "a folder path", "backups", anchored=True))
     #: backups kept per host (older ones are pruned)
     backups_keep: int = field(default=10, metadata=_spec(
         _whole(1), "a whole number of backups per host, 1 or more", "10"))
@@ -201,9 +246,89 @@ def settings(c: Context) -> Settings:
     return Settings.from_config(c.config)
 
 
+def where(c: Context, name: str) -> str:
+    """``vllmfleet.<name>=<value> (from <source>)``: setting ``name`` as an error names it."""
+    section = c.config.get(SECTION)
+    value = _plain(section.get(name)) if hasattr(section, "get") else None
+    return f"{SECTION}.{name}={value!r}{_from(_source(c.config, name))}"
+
+
+def make_folder(path: Path, *, named: str) -> Path:
+    """Create the folder ``path`` (and its parents) and return it; when that cannot be, exit 2
+    saying why, naming the path and where it came from (``named``: ``--out /x`` or
+    :func:`where`'s text)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = (f"it is {_kind(path)}, not a folder" if path.exists() and not path.is_dir()
+               else f"cannot create it: {exc.strerror or exc}")
+        raise Exit(f"error: {path} ({named}): {why}; choose a folder you can write", code=2) \
+            from None
+    return path
+
+
+#: the config files invoke reads, lowest first, as invoke names them (``Config.prefix``
+#: "invoke", extensions tried in this order; invoke 2.2 ``Config._load_file``)
+_CONFIG_EXTENSIONS = ("yaml", "yml", "json", "py")
+
+
+def check_config_files(root: Path, *, runtime_path: Path | None = None) -> None:
+    """Exit 2 naming the file when one of the config files invoke would load for the project
+    at ``root`` (/etc/invoke.*, ~/.invoke.*, ``root``/invoke.*, the ``-f`` file) is broken:
+    not a regular file, not YAML/JSON, not a mapping, or its ``vllmfleet`` not a mapping.
+    invoke's own loader would stop with a traceback on each of them."""
+    stems = [Path("/etc/invoke"), Path("~/.invoke").expanduser(), root / "invoke"]
+    found = []
+    for stem in stems:
+        for ext in _CONFIG_EXTENSIONS:
+            path = stem.with_name(f"{stem.name}.{ext}")
+            if path.exists():  # invoke takes the first that exists, whatever it is
+                found.append(path)
+                break
+    if runtime_path is not None:
+        found.append(runtime_path)
+    for path in found:
+        _check_config_file(path)
+
+
+def _check_config_file(path: Path) -> None:
+    fix = "fix or remove it"
+    if path.suffix == ".py":
+        return
+    if not path.is_file():
+        raise Exit(f"error: config file {path} is {_kind(path)}, not a file: {fix}", code=2)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}: " if mark is not None else ""
+        raise Exit(f"error: config file {path} is not valid YAML ({at}{exc.problem or exc}): "
+                   f"{fix}", code=2) from None
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise Exit(f"error: config file {path} cannot be read: {detail}: {fix}", code=2) \
+            from None
+    if data is not None and not isinstance(data, dict):
+        raise Exit(f"error: config file {path} holds {type(data).__name__}, not a mapping of "
+                   f"settings: write e.g. `{SECTION}: {{log_lines: 40}}`", code=2)
+    section = (data or {}).get(SECTION)
+    if section is not None and not isinstance(section, dict):
+        raise Exit(f"error: {SECTION}={section!r} (from {path}) is not a mapping of settings: "
+                   f"write e.g. `{SECTION}: {{log_lines: 40}}` in that file", code=2)
+    specs = {f.name: f.metadata["spec"] for f in fields(Settings)}
+    for key, value in (section or {}).items():
+        if isinstance(value, dict) and key in specs:  # invoke cannot merge it over a default
+            spec = specs[key]
+            raise Exit(f"error: {SECTION}.{key}={value!r} (from {path}) is not {spec.want}: "
+                       f"{Source('file', str(path)).fix(str(key), spec.example)}", code=2)
+
+
 def project_config(root: Path, *, runtime_path: Path | None = None) -> Config:
     """The config a task of the project at ``root`` gets, loaded the way ``inv`` loads it:
-    system and user files, ``root``/invoke.yaml, the environment, the ``-f`` file."""
+    system and user files, ``root``/invoke.yaml, the environment, the ``-f`` file.
+    A broken config file exits 2 naming it (:func:`check_config_files`)."""
+    check_config_files(root, runtime_path=runtime_path)
     config = Config(project_location=root, runtime_path=runtime_path)
     config.load_project(merge=False)
     config.load_runtime(merge=False)
@@ -292,7 +417,8 @@ def _parse(name: str, value: object, source: Source | None) -> Any:
     spec: _Spec = next(f.metadata["spec"] for f in fields(Settings) if f.name == name)
     try:
         return spec.parse(value)
-    except _Bad:
+    except _Bad as exc:
         fix = (source or Source("default", "")).fix(name, spec.example)
-        raise Exit(f"error: {SECTION}.{name}={value!r}{_from(source)} is not {spec.want}: "
-                   f"{fix}", code=2) from None
+        why = f" ({exc.why})" if exc.why else ""
+        raise Exit(f"error: {SECTION}.{name}={value!r}{_from(source)} is not {spec.want}{why}"
+                   f": {fix}", code=2) from None

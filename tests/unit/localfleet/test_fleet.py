@@ -156,7 +156,10 @@ def test_up_cleans_a_stale_state_file(tmp_path: Path, reference: inventory.Inven
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"engine": "vllm-gpu"}, r"engine 'vllm-gpu' is not supported.*emulator"),
-    ({"speed": 0}, r"speed 0 must be a positive number"),
+    ({"speed": 0}, r"speed 0 must be a number from 0.001 to 1000"),
+    ({"speed": 1e-320}, r"speed 1e-320 must be a number from"),
+    ({"speed": float("inf")}, r"speed inf must be a number from"),
+    ({"speed": float("nan")}, r"speed nan must be a number from"),
     ({"host_args": {"motoko": ["--x"]}}, r"host_args names motoko.*known: wintermute, armitage"),
 ])
 def test_bad_options_are_refused_before_anything_starts(
