@@ -20,6 +20,7 @@ code and the last lines of its log (vLLM's own message).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import secrets
 import sys
@@ -121,31 +122,67 @@ def _check_options(inventory: Inventory, engine: str, speed: float) -> None:
                               "vllmfleet.inventory.load(PATH)")
 
 
-def _recorded(build_dir: Path, inventory: Inventory, progress: Progress) -> FleetState | None:
-    """The running fleet to reuse, None to start one; raises when one is in the way."""
+def _recorded_speed(state: FleetState) -> float | None:
+    """The speed the recorded fleet's emulators run at (from their ``--emulator-time-scale``
+    argument); None when no emulator records one."""
+    for process in state.emulators.values():
+        argv = process.argv
+        if "--emulator-time-scale" in argv[:-1]:
+            try:
+                scale = float(argv[argv.index("--emulator-time-scale") + 1])
+            except ValueError:
+                return None
+            return 1.0 / scale if scale > 0 else None
+    return None
+
+
+def _dead(state: FleetState) -> list[Process]:
+    return [p for p in state.processes if not is_ours(p.pid, p.start_ticks)]
+
+
+def _what(process: Process) -> str:
+    return ("the LiteLLM proxy" if process.role == "proxy"
+            else f"the emulator of host {process.name!r}")
+
+
+def _recorded(build_dir: Path, inventory: Inventory, progress: Progress, *,
+              speed: float | None) -> FleetState | None:
+    """The running fleet to reuse, None to start one; raises when one is in the way, saying
+    exactly why (another inventory, another speed, which process died)."""
     state = read_state(build_dir)
     if state is None:
         return None
-    alive = [p for p in state.processes if is_ours(p.pid, p.start_ticks)]
+    dead = _dead(state)
+    alive = [p for p in state.processes if p not in dead]
     if not alive:
         progress(f"removing stale state {build_dir / 'state.json'} (its processes are gone)")
         clear_state(build_dir)
         return None
-    same = (state.inventory_digest == inventory.digest
-            and state.ready and len(alive) == len(state.processes))
+    running = f"a local fleet is already running from {build_dir} (PIDs " \
+              f"{', '.join(str(p.pid) for p in alive)})"
+    stop_first = "stop it first with `inv fleet.down`"
+    if state.inventory_digest != inventory.digest:
+        raise LocalFleetError(f"{running} and it serves another inventory; {stop_first}")
+    if dead:
+        died = "; ".join(f"{_what(p)} (pid {p.pid}) is not running; its log: {p.log}"
+                         for p in dead)
+        raise LocalFleetError(f"{running}, but {died}. Run `inv fleet.down` (stops the rest) "
+                              "and `inv fleet.up` again; the log says why it stopped")
+    recorded = _recorded_speed(state)
+    if recorded is not None and speed is not None \
+            and not math.isclose(recorded, speed, rel_tol=1e-9):
+        raise LocalFleetError(f"{running} at speed {recorded:g}, not the {speed:g} asked for; "
+                              f"use it as it is (--speed {recorded:g}) or {stop_first}")
     current = status(build_dir)
-    if same and current is not None and current.healthy:
+    if state.ready and current is not None and current.healthy:
         progress(f"the local fleet in {build_dir} is already running; reusing it")
         return state
-    why = ("it serves another inventory" if state.inventory_digest != inventory.digest
-           else "it is not healthy")
-    raise LocalFleetError(
-        f"a local fleet is already running from {build_dir} (PIDs "
-        f"{', '.join(str(p.pid) for p in alive)}) and {why}; stop it first with "
-        "`inv fleet.down`")
+    sick = [c for c in (current.components if current else []) if not c.healthy]
+    why = "; ".join(f"{_what(c.process)} answers {c.detail}" for c in sick) or "it is not ready"
+    raise LocalFleetError(f"{running} and it is not healthy ({why}); {stop_first}")
 
 
-def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
+def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float | None = None,
        build_dir: Path = DEFAULT_BUILD_DIR, progress: Progress | None = None,
        emulator_args: Sequence[str] = (),
        host_args: Mapping[str, Sequence[str]] | None = None,
@@ -153,7 +190,9 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
        templates: Path | None = None) -> FleetState:
     """Start the local fleet of ``inventory`` and return its recorded state.
 
-    ``speed`` divides every emulated delay (``--emulator-time-scale 1/speed``);
+    ``speed`` divides every emulated delay (``--emulator-time-scale 1/speed``; None: 1 for
+    a new fleet, and a running fleet is reused at its own speed, while a different speed given
+    is refused rather than silently ignored);
     ``emulator_args`` go to every emulator and ``host_args[host]`` to that host's only
     (fault injection, e.g. ``{"armitage": ["--emulator-fail-at-start"]}``).
     ``start_timeout_s`` bounds each health wait (default: 60 s for an emulator, the
@@ -161,18 +200,18 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
     folder (default: ``templates/`` beside the inventory, as ``inv render`` uses).
     """
     say = progress or (lambda _msg: None)
-    _check_options(inventory, engine, speed)
+    _check_options(inventory, engine, 1.0 if speed is None else speed)
     unknown = sorted(set(host_args or {}) - set(inventory.vllm_hosts))
     if unknown:
         raise LocalFleetError(f"host_args names {', '.join(unknown)}, which the inventory has "
                               f"no vLLM host for; known: {', '.join(inventory.vllm_hosts)}")
     build_dir = build_dir.resolve()
     with locked(build_dir):
-        existing = _recorded(build_dir, inventory, say)
+        existing = _recorded(build_dir, inventory, say, speed=speed)
         if existing is not None:
             return existing
-        return _start(inventory, speed=speed, build_dir=build_dir, say=say,
-                      emulator_args=emulator_args, host_args=host_args or {},
+        return _start(inventory, speed=1.0 if speed is None else speed, build_dir=build_dir,
+                      say=say, emulator_args=emulator_args, host_args=host_args or {},
                       start_timeout_s=start_timeout_s, templates=templates)
 
 

@@ -33,9 +33,12 @@ def _progress() -> localfleet.Progress:
     return say
 
 
-def _speed(value: str | None) -> float:
+def _speed(value: str | None) -> float | None:
+    """``--speed`` as a number (None when not given: a running fleet keeps its own)."""
+    if value is None:
+        return None
     try:
-        speed = float(value) if value is not None else 1.0
+        speed = float(value)
     except ValueError:
         raise Exit(f"error: --speed {value!r} is not a number; use e.g. --speed 10 "
                    "(ten times faster than the configured tokens/s)", code=2) from None
@@ -110,13 +113,18 @@ def demo(c: Context, inventory: str | None = None, speed: str | None = None,
 
     inv = load_inventory(c, inventory)
     started = time.monotonic()
+    with user_errors():
+        theirs = localfleet.status(_build_dir(c)) is not None  # a fleet `fleet.up` started
     state = _start(c, inventory, None, speed)
     try:
         print(_describe(state), end="\n\n")
         report = asyncio.run(run_smoke(inv, state.endpoints()))
         print(format_smoke(report))
     finally:
-        if not keep:
+        if theirs:
+            print("the local fleet was running before the demo: left running "
+                  "(`inv fleet.down` stops it)")
+        elif not keep:
             with user_errors():
                 localfleet.down(_build_dir(c))
             print(f"local fleet stopped ({time.monotonic() - started:.1f} s in all)")

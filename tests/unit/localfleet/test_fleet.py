@@ -180,3 +180,32 @@ def test_status_reports_dead_processes(tmp_path: Path, started: list[tuple[int, 
     assert [(c.process.name, c.alive, c.detail) for c in report.components] == [
         ("armitage", False, "not running")]
     assert localfleet.status(tmp_path / "nothing-here") is None
+
+
+def test_up_names_the_process_that_died(tmp_path: Path, started: list[tuple[int, int]],
+                                        reference: inventory.Inventory) -> None:
+    """LiteLLM died, the emulators run: fleet.up says which one died and where its log is."""
+    emulator = _process(tmp_path, started, "wintermute")
+    proxy = dataclasses.replace(_process(tmp_path, started, "litellm"),
+                                log=str(tmp_path / "logs" / "litellm.log"))
+    stop([(proxy.pid, proxy.start_ticks)], grace_s=0.5)
+    _record(tmp_path, emulator, proxy, digest=reference.digest)
+    with pytest.raises(LocalFleetError) as caught:
+        localfleet.up(reference, build_dir=tmp_path)
+    message = str(caught.value)
+    assert f"the LiteLLM proxy (pid {proxy.pid}) is not running" in message
+    assert str(tmp_path / "logs" / "litellm.log") in message
+    assert "wintermute" not in message.split("but", 1)[1]  # the live emulator is not blamed
+    assert is_ours(emulator.pid, emulator.start_ticks)  # nothing stopped behind the user's back
+
+
+@pytest.mark.parametrize(("recorded", "asked"), [(1.0, 10.0), (20.0, 1.0), (0.5, 2.0)])
+def test_up_says_when_the_running_fleet_has_another_speed(
+        tmp_path: Path, started: list[tuple[int, int]], reference: inventory.Inventory,
+        recorded: float, asked: float) -> None:
+    argv = [*SLEEPER, "--emulator-time-scale", repr(1.0 / recorded)]
+    emulator = dataclasses.replace(_process(tmp_path, started, "wintermute"), argv=argv)
+    _record(tmp_path, emulator, digest=reference.digest)
+    with pytest.raises(LocalFleetError, match=rf"at speed {recorded:g}, not the {asked:g} asked "
+                                              rf"for; use it as it is \(--speed {recorded:g}\)"):
+        localfleet.up(reference, build_dir=tmp_path, speed=asked)
