@@ -11,8 +11,9 @@ mutmut/utils/format_utils.py): mutmut imports the mutated code only from ``mutan
 ``src.`` stripped. The library lives in ``lib/``, so this script stages a copy of the project
 in ``build/mutation/<target>`` with ``lib/`` as ``src/``, writes the ``[tool.mutmut]``
 section there (source_paths, only_mutate, the target's tests) and runs ``python -m mutmut
-run`` in it without PYTHONPATH (which would put the unmutated ``lib/`` first). Each target
-has its own stage, so mutmut's incremental cache survives between runs of the same target.
+run`` in it without PYTHONPATH (which would put the unmutated ``lib/`` first). Each run starts
+from no mutmut results (its cache kept a "no tests" verdict after tests were added);
+``--keep-cache`` reuses the last run's results of unchanged functions.
 
 Score = (killed + timeout) / (all - skipped), as mutmut's own badge computes it; "no tests"
 (no selected test reaches the function) counts as not killed.
@@ -65,11 +66,12 @@ def _toml_list(items: list[str] | tuple[str, ...]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
-def stage(name: str, target: Target) -> Path:
+def stage(name: str, target: Target, *, keep_cache: bool = False) -> Path:
     """A copy of the project for ``target`` with ``lib/`` as ``src/`` and its mutmut config."""
     folder = STAGES / name
     folder.mkdir(parents=True, exist_ok=True)
-    for item in ("src", "tests", "pytest_vllmfleet", "configs"):
+    for item in ("src", "tests", "pytest_vllmfleet", "configs", *(() if keep_cache
+                                                                  else ("mutants",))):
         shutil.rmtree(folder / item, ignore_errors=True)
     shutil.copytree(ROOT / "lib", folder / "src", ignore=_IGNORE)
     for item in ("tests", "pytest_vllmfleet", "configs"):
@@ -93,9 +95,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run(name: str, target: Target, *, max_children: int) -> Counter[str]:
+def run(name: str, target: Target, *, max_children: int,
+        keep_cache: bool = False) -> Counter[str]:
     """Run mutmut on ``target``; the count of mutants per status (killed, survived …)."""
-    folder = stage(name, target)
+    folder = stage(name, target, keep_cache=keep_cache)
     print(f"== {name}: {', '.join(target.files)} (tests: {' '.join(target.tests)})", flush=True)
     subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
                    cwd=folder, env=_env(), check=True, stdout=subprocess.DEVNULL)
@@ -121,12 +124,15 @@ def score(counts: Counter[str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Mutation testing (mutmut) with a score per "
+                                     "module; see the module docstring.")
     parser.add_argument("targets", nargs="*", metavar="TARGET",
                         help=f"some of: {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--list", action="store_true", help="list the targets and stop")
     parser.add_argument("--max-children", type=int, default=2,
                         help="mutants tested at once (default 2)")
+    parser.add_argument("--keep-cache", action="store_true",
+                        help="reuse the last run's results of unchanged functions")
     args = parser.parse_args(argv)
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
@@ -137,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for name in args.targets or list(TARGETS):
-        counts = run(name, TARGETS[name], max_children=args.max_children)
+        counts = run(name, TARGETS[name], max_children=args.max_children,
+                     keep_cache=args.keep_cache)
         rows.append((name, counts))
     print(f"\n{'TARGET':<12} {'SCORE':>6} {'KILLED':>7} {'SURVIVED':>9} {'NO TESTS':>9} "
           f"{'TIMEOUT':>8} {'ALL':>5}")
