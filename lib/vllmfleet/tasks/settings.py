@@ -318,10 +318,32 @@ def _check_config_file(path: Path) -> None:
                    f"write e.g. `{SECTION}: {{log_lines: 40}}` in that file", code=2)
     specs = {f.name: f.metadata["spec"] for f in fields(Settings)}
     for key, value in (section or {}).items():
-        if isinstance(value, dict) and key in specs:  # invoke cannot merge it over a default
-            spec = specs[key]
+        spec = specs.get(str(key))
+        if spec is None:
+            continue  # Settings.from_config names the unknown key
+        # invoke cannot merge a mapping over a default, nor cast INVOKE_VLLMFLEET_<KEY> into
+        # a list or into the int/float a file gave (invoke 2.2 env.py Environment._cast)
+        env = f"INVOKE_{SECTION}_{key}".upper()
+        if isinstance(value, dict | list):
             raise Exit(f"error: {SECTION}.{key}={value!r} (from {path}) is not {spec.want}: "
                        f"{Source('file', str(path)).fix(str(key), spec.example)}", code=2)
+        if env in os.environ and not _castable(value, os.environ[env]):
+            raise Exit(f"error: {env}={os.environ[env]!r} is not {spec.want} (invoke reads it "
+                       f"as the {type(value).__name__} that {path} gives {SECTION}.{key}): "
+                       f"set e.g. {env}={spec.example}, or unset it", code=2)
+
+
+def _castable(old: object, new: str) -> bool:
+    """Whether invoke can cast environment text ``new`` to the type of ``old``."""
+    if isinstance(old, bool | str) or old is None:
+        return True
+    if isinstance(old, int | float):
+        try:
+            type(old)(new)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 def project_config(root: Path, *, runtime_path: Path | None = None) -> Config:

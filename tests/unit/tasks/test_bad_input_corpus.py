@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REFERENCE, ROOT
+from vllmfleet.tasks.settings import DEFAULTS
 
 Setup = Callable[[Path], None]
 
@@ -52,6 +53,7 @@ def _inv(root: Path, *args: str, env: dict[str, str] | None = None,
     home = root.parent / "home"
     home.mkdir(exist_ok=True)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
+    clean["INVOKE_VLLMFLEET_BACKUPS_DIR"] = str(root / "backups")  # never the checkout's store
     return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(root), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=root,
                           env={**clean, "HOME": str(home), **(env or {})})
@@ -130,6 +132,13 @@ CASES = [
     Case("yaml-section-text", ("validate",), ("vllmfleet", "not a mapping"),
          setup=_yaml("vllmfleet: text\n")),
     Case("yaml-a-folder", ("validate",), ("invoke.yaml",), setup=_invoke_yaml_folder),
+    Case("env-cannot-override-yaml-int", ("validate",),
+         ("INVOKE_VLLMFLEET_LOG_LINES='abc'", "invoke.yaml", "unset it"),
+         env={"INVOKE_VLLMFLEET_LOG_LINES": "abc"}, setup=_yaml("vllmfleet: {log_lines: 5}\n")),
+    Case("env-cannot-override-yaml-float", ("validate",),
+         ("INVOKE_VLLMFLEET_LOCK_STALE_S='1h'", "invoke.yaml"),
+         env={"INVOKE_VLLMFLEET_LOCK_STALE_S": "1h"},
+         setup=_yaml("vllmfleet: {lock_stale_s: 60.0}\n")),
     # --- the inventory file itself --------------------------------------------------------------
     Case("inventory-dev-zero", ("validate", "--inventory", "/dev/zero"),
          ("/dev/zero", "not a regular file")),
@@ -150,7 +159,29 @@ CASES = [
          ("--host", "names no host")),
     Case("plan-host-unknown", ("plan", "--host", "wintermut"), ("wintermut", "wintermute")),
     Case("engine-unknown", ("fleet.up", "--engine", "vlm"), ("--engine", "vlm")),
+    Case("health-host-commas", ("health", "--host", ",,,"), ("--host", "names no host")),
+    Case("backups-host-commas", ("backups.list", "--host", ",,,"), ("--host", "names no host")),
+    Case("logs-lines-zero", ("logs.wintermute", "--lines", "0"), ("lines=0", "1 and 10000")),
+    Case("logs-lines-text", ("logs.wintermute", "--lines", "abc"), ("--lines 'abc'",)),
+    Case("logs-service", ("logs.wintermute", "--service", "foo"), ("'foo'", "--service vllm")),
+    Case("rollback-to-path", ("rollback.wintermute", "--to", "../x"),
+         ("backup id '../x'", "not a path", "nothing was changed")),
+    Case("rollback-to-missing", ("rollback.wintermute", "--to", "20261122T120301Z"),
+         ("there is no such backup",)),
 ]
+
+# every setting, from the environment and from invoke.yaml, with a value it cannot take
+BAD_SETTING = {"inventory": "", "build_dir": "", "render_dir": "README.md", "backups_dir": "",
+               "backups_keep": "ten", "known_hosts": "  ", "sudo": "maybe",
+               "lock_stale_s": "0", "log_lines": "0"}
+assert set(BAD_SETTING) == set(DEFAULTS), "a new setting needs a bad value here"
+CASES += [Case(f"env-{name}", ("validate",), (f"vllmfleet.{name}=",
+                                              f"INVOKE_VLLMFLEET_{name.upper()}"),
+               code=2, env={f"INVOKE_VLLMFLEET_{name.upper()}": value})
+          for name, value in BAD_SETTING.items()]
+CASES += [Case(f"yaml-{name}-list", ("validate",), (f"vllmfleet.{name}=", "invoke.yaml"),
+               code=2, setup=_yaml(f"vllmfleet: {{{name}: [1, 2]}}\n"))
+          for name in BAD_SETTING]
 
 # --- inventories a careless edit makes (each a validation error naming the field) -------------
 INVENTORY_CASES = [
