@@ -56,7 +56,12 @@ def render(c: Context, inventory: str | None = None, out: str | None = None,
     out_dir = _render_folder(c, out)
     with user_errors():
         files = [f for name in pick_hosts(inv, host) for f in renderer.render_host(inv, name)]
-        written = renderer.write(files, out_dir)
+        try:
+            written = renderer.write(files, out_dir)
+        except OSError as exc:  # a file where a host's folder goes, a full disk …
+            raise Exit(f"error: cannot write the rendered files under {out_dir}: "
+                       f"{exc.strerror or exc}: {exc.filename}; remove what is in the way or "
+                       "pass another --out", code=1) from None
     for f, path in zip(files, written, strict=True):
         print(f"{f.host:<12} {f.kind:<17} {path}  ->  {f.remote_path}")
     print(f"{len(written)} files in {out_dir}")

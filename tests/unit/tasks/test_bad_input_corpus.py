@@ -92,6 +92,11 @@ def _edited(old: str, new: str, name: str = "edited.yaml") -> Setup:
     return setup
 
 
+def _file_where_a_host_folder_goes(root: Path) -> None:
+    (root / "out").mkdir()
+    (root / "out" / "wintermute").write_text("not a folder\n", encoding="utf-8")
+
+
 def _no_templates(root: Path) -> None:
     shutil.rmtree(root / "configs" / "templates")
 
@@ -113,6 +118,9 @@ CASES = [
          env={"INVOKE_VLLMFLEET_BACKUPS_DIR": "/etc/passwd"}),
     Case("backups-dir-file-verify", ("backups.verify",), ("/etc/passwd", "not a folder"),
          env={"INVOKE_VLLMFLEET_BACKUPS_DIR": "/etc/passwd"}),
+    Case("render-out-host-is-a-file", ("render", "--out", "out"),
+         ("cannot write the rendered files", "out/wintermute"),
+         setup=_file_where_a_host_folder_goes),
     Case("templates-missing", ("render", "--out", "out"),
          ("template folder", "configs/templates"), setup=_no_templates),
     # --- invoke.yaml: wrong types and broken files ----------------------------------------------
