@@ -7,7 +7,8 @@ from pathlib import Path
 from invoke.collection import Collection
 
 from vllmfleet.tasks import backups, checks, deploy, fleet, health, logs, rollback
-from vllmfleet.tasks.settings import check_config_files, cli_runtime_path, config_defaults
+from vllmfleet.tasks.files import check_config_files
+from vllmfleet.tasks.settings import cli_runtime_path, config_defaults
 
 ROOT = Path(__file__).parent
 # a broken invoke.yaml (or ~/.invoke.yaml, -f file) exits naming the file, before invoke's own

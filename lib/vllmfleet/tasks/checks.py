@@ -10,7 +10,8 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, pick_hosts, user_errors
-from vllmfleet.tasks.settings import make_folder, settings, where
+from vllmfleet.tasks.files import make_folder
+from vllmfleet.tasks.settings import settings, where
 
 _INV = INVENTORY_HELP
 

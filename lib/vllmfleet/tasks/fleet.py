@@ -13,7 +13,8 @@ from invoke.tasks import task
 
 from vllmfleet import localfleet
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
-from vllmfleet.tasks.settings import make_folder, settings, where
+from vllmfleet.tasks.files import make_folder
+from vllmfleet.tasks.settings import settings, where
 
 _INV = INVENTORY_HELP
 

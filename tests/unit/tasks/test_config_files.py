@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from invoke.exceptions import Exit
 
-from vllmfleet.tasks.settings import check_config_files, make_folder
+from vllmfleet.tasks.files import check_config_files, make_folder
 
 
 @pytest.fixture(autouse=True)
