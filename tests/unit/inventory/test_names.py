@@ -58,6 +58,14 @@ def test_hidden_characters_are_named(char: str) -> None:
     assert (hidden_character(f"ab{char}c") or "").startswith(HIDDEN[char])
 
 
+@pytest.mark.parametrize(("char", "named"), [
+    ("\n", "U+000A (LINE FEED)"), ("\r", "U+000D (CARRIAGE RETURN)"), ("\t", "U+0009 (TAB)"),
+    ("\0", "U+0000 (NUL)"), ("\x1b", "U+001B"), ("\u200b", "U+200B (ZERO WIDTH SPACE)"),
+    ("\u202e", "U+202E (RIGHT-TO-LEFT OVERRIDE)"), ("\u0378", "U+0378")])
+def test_a_hidden_character_is_named_exactly(char: str, named: str) -> None:
+    assert hidden_character(f"a{char}b{char}") == named
+
+
 def test_plain_text_has_no_hidden_character() -> None:
     assert hidden_character("qwen2.5-7b-armitage Ärger 東京 /opt/x") is None
 

@@ -46,6 +46,7 @@ class Rule:
     says: str
     severity: str = "error"
     near_miss: tuple[Edit, ...] = ()  # the clean negative (default: the reference itself)
+    fix: str = ""  # words of the fix, when given
 
 
 RULES = [
@@ -56,14 +57,20 @@ RULES = [
          "proxy.host", "the proxy runs under systemd; 'armitage' is a windows host",
          near_miss=(("\nproxy:", "host: motoko", "host: wintermute"),)),
     Rule("wsl-distro", ((WM, "    wsl_distro: Ubuntu-22.04\n", ""),),
-         "hosts.wintermute.wsl_distro", "a wsl host needs wsl_distro"),
+         "hosts.wintermute.wsl_distro", "a wsl host needs wsl_distro",
+         fix="add wsl_distro: Ubuntu-22.04 (see `wsl -l -q` on the host)"),
     Rule("gpu-missing", ((AR, "    gpu:\n      name: NVIDIA GeForce RTX 4060 Ti 8GB\n"
                               "      vram_gib: 8\n      compute_capability: \"8.9\"\n"
                               "      reserved_gib: 0.5\n", ""),),
-         "hosts.armitage.gpu", "a host that runs vLLM needs a gpu: section"),
+         "hosts.armitage.gpu", "a host that runs vLLM needs a gpu: section",
+         fix="add gpu: {name: ..., vram_gib: ..., compute_capability: '8.9'}"),
     Rule("image-unpinned", ((AR, "image: vllm/vllm-openai:v0.11.0", "image: vllm/vllm-openai"),),
          "hosts.armitage.vllm.image", "is not pinned to a version",
          near_miss=((AR, "image: vllm/vllm-openai:v0.11.0", "image: vllm/vllm-openai:v0.11.1"),)),
+    Rule("image-registry-port-unpinned", ((AR, "image: vllm/vllm-openai:v0.11.0",
+                                           "image: localhost:5000/vllm-openai"),),
+         "hosts.armitage.vllm.image", "is not pinned to a version",
+         fix="name a release tag, e.g. image: vllm/vllm-openai:v0.11.0"),
     Rule("image-latest", ((AR, "image: vllm/vllm-openai:v0.11.0",
                            "image: vllm/vllm-openai:latest"),),
          "hosts.armitage.vllm.image", "is not pinned to a version"),
@@ -74,13 +81,16 @@ RULES = [
                     (AR, "tensor_parallel_size: 1", "tensor_parallel_size: 2"))),
     Rule("context-over-model", ((AR, "max_model_len: 8192", "max_model_len: 32769"),),
          "hosts.armitage.vllm.max_model_len",
-         "max_model_len 32769 is above qwen2.5-7b-instruct's max_position_embeddings 32768"),
+         "max_model_len 32769 is above qwen2.5-7b-instruct's max_position_embeddings 32768",
+         near_miss=((AR, "max_model_len: 8192", "max_model_len: 32768"),),
+         fix="lower max_model_len to at most 32768"),
     Rule("no-weights-for-format", ((AR, "quantization: awq_marlin", "quantization: gptq"),),
          "hosts.armitage.vllm.quantization",
          "models.qwen2.5-7b-instruct.weights_gib has no 'gptq' entry for quantization 'gptq'",
          near_miss=((AR, "quantization: awq_marlin", "quantization: awq"),)),
     Rule("reserved-all", ((AR, "reserved_gib: 0.5", "reserved_gib: 8"),),
          "hosts.armitage.gpu.reserved_gib", "reserved_gib 8.0 leaves nothing of 8.0 GiB",
+         fix="set it to what nvidia-smi shows in use before vLLM starts",
          near_miss=((AR, "reserved_gib: 0.5", "reserved_gib: 0.75"),)),
     Rule("quant-capability", ((AR, "compute_capability: \"8.9\"", "compute_capability: \"7.5\""),),
          "hosts.armitage.vllm.quantization",
@@ -107,15 +117,27 @@ RULES = [
          "proxy.port", "port 8000 on wintermute.lan is also a vLLM port",
          near_miss=(("\nproxy:", "host: motoko\n  port: 4000", "host: wintermute\n  port: 8001"),)),
     Rule("alias-on-proxy-host", ((CHAT, "host: armitage", "host: motoko"),),
-         "aliases.qwen2.5-7b-armitage.host", "host 'motoko' does not run vLLM"),
+         "aliases.qwen2.5-7b-armitage.host", "host 'motoko' does not run vLLM",
+         fix="point the alias at a host with a vllm: section: armitage, wintermute"),
     Rule("input-plus-output", ((CHAT, "max_input_tokens: 7000", "max_input_tokens: 7425"),),
          "aliases.qwen2.5-7b-armitage.max_input_tokens",
          "max_input_tokens 7425 + max_output_tokens 768 = 8193 exceeds armitage's max_model_len "
-         "8192", near_miss=((CHAT, "max_input_tokens: 7000", "max_input_tokens: 7424"),)),
+         "8192", near_miss=((CHAT, "max_input_tokens: 7000", "max_input_tokens: 7424"),),
+         fix="lower max_input_tokens to at most 7424, or raise hosts.armitage.vllm.max_model_len"),
+    Rule("output-alone-over-context",
+         ((CHAT, "max_output_tokens: 768", "max_output_tokens: 8192"),),
+         "aliases.qwen2.5-7b-armitage.max_input_tokens", "= 15192 exceeds armitage's max_model_len",
+         fix="lower max_output_tokens below 8192, or raise"),
     Rule("input-share-low", ((CHAT, "max_input_tokens: 7000", "max_input_tokens: 6500"),),
          "aliases.qwen2.5-7b-armitage.max_input_tokens",
          "max_input_tokens 6500 is 79% of armitage's max_model_len 8192", severity="warning",
-         near_miss=((CHAT, "max_input_tokens: 7000", "max_input_tokens: 6554"),)),
+         near_miss=((CHAT, "max_input_tokens: 7000", "max_input_tokens: 6554"),),
+         fix="use 6963-7372 (85-90 %) unless you mean it"),
+    Rule("input-share-high", ((CHAT, "max_input_tokens: 7000", "max_input_tokens: 7783"),
+                              (CHAT, "max_output_tokens: 768", "max_output_tokens: 1")),
+         "aliases.qwen2.5-7b-armitage.max_input_tokens", "is 95% of", severity="warning",
+         near_miss=((CHAT, "max_input_tokens: 7000", "max_input_tokens: 7782"),
+                    (CHAT, "max_output_tokens: 768", "max_output_tokens: 1"))),
     Rule("concurrency-over-seqs", ((CHAT, "concurrency: 1", "concurrency: 2"),),
          "aliases.qwen2.5-7b-armitage.concurrency",
          "concurrency 2 is above armitage's max_num_seqs 1", severity="warning"),
@@ -140,6 +162,7 @@ def test_each_rule_names_its_field_and_says_why(rule: Rule) -> None:
     assert hits, "\n".join(str(p) for p in found)
     assert {p.severity for p in hits} == {rule.severity}
     assert all(p.fix for p in hits)
+    assert all(rule.fix in p.fix for p in hits), [p.fix for p in hits]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
