@@ -12,7 +12,15 @@ from tests.conftest import REFERENCE
 from tests.unit.vllm.cards import WINTERMUTE
 from vllmfleet.errors import InventoryError
 from vllmfleet.inventory.load import parse
-from vllmfleet.vllm.capacity import MODEL_DTYPE_BYTES, GiB, activation_gib, estimate
+from vllmfleet.vllm.capacity import (
+    MODEL_DTYPE_BYTES,
+    NON_TORCH_GIB,
+    NON_TORCH_TP_GIB,
+    GiB,
+    activation_gib,
+    estimate,
+    non_torch_gib,
+)
 
 
 @pytest.mark.parametrize("tp", [2, 4, 8])
@@ -55,3 +63,22 @@ def test_as_many_cards_as_ranks_or_more_is_valid(count: int, tp: int) -> None:
         parse(_inventory(count, tp))
     except InventoryError as exc:
         assert "tensor_parallel_size" not in str(exc), str(exc)
+
+
+# Golden figures of the activation estimate for the reference cards (the formula and its
+# constants are documented in vllmfleet.vllm.capacity). A change to them must be deliberate:
+# update these with the new provenance.
+@pytest.mark.parametrize(("card", "gib"), [
+    (WINTERMUTE, 0.3000904083251953),
+    (replace(WINTERMUTE, tensor_parallel_size=2), 0.21805915832519532),
+    (replace(WINTERMUTE, max_num_batched_tokens=8192), 0.8860279083251953),
+])
+def test_the_activation_estimate_is_pinned(card: object, gib: float) -> None:
+    assert activation_gib(card) == pytest.approx(gib, rel=1e-12)  # type: ignore[arg-type]
+
+
+def test_tp_switches_the_non_torch_overhead() -> None:
+    assert non_torch_gib(WINTERMUTE) == NON_TORCH_GIB
+    for tp in (2, 4):
+        assert non_torch_gib(replace(WINTERMUTE, tensor_parallel_size=tp)) == NON_TORCH_TP_GIB
+    assert NON_TORCH_TP_GIB > NON_TORCH_GIB  # NCCL buffers: TP costs memory outside torch
