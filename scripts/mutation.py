@@ -11,7 +11,8 @@ mutmut/utils/format_utils.py): mutmut imports the mutated code only from ``mutan
 ``src.`` stripped. The library lives in ``lib/``, so this script stages a copy of the project
 in ``build/mutation/<target>`` with ``lib/`` as ``src/``, writes the ``[tool.mutmut]``
 section there (source_paths, only_mutate, the target's tests) and runs ``python -m mutmut
-run`` in it without PYTHONPATH (which would put the unmutated ``lib/`` first). Each run starts
+run`` in it with PYTHONPATH pointing at the mutants (never at the unmutated ``lib/``), so
+tests that run ``inv`` in a subprocess import the mutated code too. Each run starts
 from no mutmut results (its cache kept a "no tests" verdict after tests were added);
 ``--keep-cache`` reuses the last run's results of unchanged functions.
 
@@ -89,10 +90,29 @@ def stage(name: str, target: Target, *, keep_cache: bool = False) -> Path:
     return folder
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+def _env(folder: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder / "mutants" / "src"),
+                                         str(folder / "mutants")])
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no price-map download when litellm loads
     return env
+
+
+def results(folder: Path) -> tuple[Counter[str], list[str]]:
+    """The count of mutants per status (killed, survived …) of the last run in ``folder``, and
+    the survivors (survived or no tests)."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
+                         cwd=folder, env=_env(folder), check=True, capture_output=True,
+                         text=True).stdout
+    counts: Counter[str] = Counter()
+    survivors = []
+    for line in out.splitlines():
+        match = re.fullmatch(r"\s*(\S+): (.+)", line)
+        if match:
+            counts[match.group(2)] += 1
+            if match.group(2) in ("survived", "no tests"):
+                survivors.append(f"{match.group(1)}: {match.group(2)}")
+    return counts, survivors
 
 
 def run(name: str, target: Target, *, max_children: int,
@@ -100,26 +120,21 @@ def run(name: str, target: Target, *, max_children: int,
     """Run mutmut on ``target``; the count of mutants per status (killed, survived …)."""
     folder = stage(name, target, keep_cache=keep_cache)
     print(f"== {name}: {', '.join(target.files)} (tests: {' '.join(target.tests)})", flush=True)
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)],
-                   cwd=folder, env=_env(), check=True, stdout=subprocess.DEVNULL)
-    results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
-                             cwd=folder, env=_env(), check=True, capture_output=True,
-                             text=True).stdout
-    counts: Counter[str] = Counter()
-    survivors = []
-    for line in results.splitlines():
-        match = re.fullmatch(r"\s*(\S+): (.+)", line)
-        if match:
-            counts[match.group(2)] += 1
-            if match.group(2) in ("survived", "no tests"):
-                survivors.append(f"{match.group(1)}: {match.group(2)}")
+    done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
+                           str(max_children)], cwd=folder, env=_env(folder),
+                          capture_output=True, text=True)
+    if done.returncode != 0:  # e.g. a selected test fails on the unmutated code
+        tail = (done.stdout + done.stderr).replace("\r", "\n").splitlines()[-15:]
+        print("   mutmut failed:\n" + "\n".join(f"   | {line}" for line in tail), flush=True)
+        return Counter({"error": 1})
+    counts, survivors = results(folder)
     for line in survivors:
         print(f"   {line}   (python -m mutmut show {line.split(':')[0]} in {folder})")
     return counts
 
 
 def score(counts: Counter[str]) -> float:
-    tested = sum(counts.values()) - counts["skipped"]
+    tested = sum(counts.values()) - counts["skipped"] - counts["error"]
     return 0.0 if tested <= 0 else 100 * (counts["killed"] + counts["timeout"]) / tested
 
 
@@ -131,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the targets and stop")
     parser.add_argument("--max-children", type=int, default=2,
                         help="mutants tested at once (default 2)")
+    parser.add_argument("--report", action="store_true",
+                        help="only print the scores of the last runs (no mutmut run)")
     parser.add_argument("--keep-cache", action="store_true",
                         help="reuse the last run's results of unchanged functions")
     args = parser.parse_args(argv)
@@ -143,15 +160,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for name in args.targets or list(TARGETS):
-        counts = run(name, TARGETS[name], max_children=args.max_children,
-                     keep_cache=args.keep_cache)
+        if args.report:
+            counts = results(STAGES / name)[0] if (STAGES / name / "mutants").is_dir() \
+                else Counter({"error": 1})
+        else:
+            counts = run(name, TARGETS[name], max_children=args.max_children,
+                         keep_cache=args.keep_cache)
         rows.append((name, counts))
     print(f"\n{'TARGET':<12} {'SCORE':>6} {'KILLED':>7} {'SURVIVED':>9} {'NO TESTS':>9} "
           f"{'TIMEOUT':>8} {'ALL':>5}")
     for name, counts in rows:
+        if counts["error"]:
+            print(f"{name:<12}  ERROR (see above)")
+            continue
         print(f"{name:<12} {score(counts):5.1f}% {counts['killed']:>7} {counts['survived']:>9} "
               f"{counts['no tests']:>9} {counts['timeout']:>8} {sum(counts.values()):>5}")
-    return 0
+    return 1 if any(counts["error"] for _, counts in rows) else 0
 
 
 if __name__ == "__main__":
