@@ -11,8 +11,9 @@ mutmut/utils/format_utils.py): mutmut imports the mutated code only from ``mutan
 ``src.`` stripped. The library lives in ``lib/``, so this script stages a copy of the project
 in ``build/mutation/<target>`` with ``lib/`` as ``src/``, writes the ``[tool.mutmut]``
 section there (source_paths, only_mutate, the target's tests) and runs ``python -m mutmut
-run`` in it with PYTHONPATH pointing at the mutants (never at the unmutated ``lib/``), so
-tests that run ``inv`` in a subprocess import the mutated code too. Each run starts
+run`` in it without PYTHONPATH (which would put the unmutated ``lib/`` first; pointing it
+at ``mutants/`` instead breaks mutmut's own import set-up). Tests that run ``inv`` in a
+subprocess never see a mutant, so a target deselects them. Each run starts
 from no mutmut results (its cache kept a "no tests" verdict after tests were added);
 ``--keep-cache`` reuses the last run's results of unchanged functions.
 
@@ -43,6 +44,7 @@ class Target:
 
     files: tuple[str, ...]
     tests: tuple[str, ...]
+    deselect: tuple[str, ...] = ()  # tests that run `inv` in a subprocess
 
 
 TARGETS: dict[str, Target] = {
@@ -57,7 +59,10 @@ TARGETS: dict[str, Target] = {
     "markers": Target(("pytest_vllmfleet/markers.py",), ("tests/plugin/test_marker_bounds.py",)),
     "locks": Target(("src/vllmfleet/deploy/locks.py",),
                     ("tests/unit/deploy/test_locks.py", "tests/unit/deploy/test_lock_age.py")),
-    "backups": Target(("src/vllmfleet/deploy/backups.py",), ("tests/unit/deploy/test_backups.py",)),
+    "backups": Target(("src/vllmfleet/deploy/backups.py",), ("tests/unit/deploy/test_backups.py",),
+                      ("tests/unit/deploy/test_backups.py::"
+                       "test_an_unknown_host_is_refused_naming_the_known_ones",
+                       "tests/unit/deploy/test_backups.py::test_list_and_verify_read_the_store")),
 }
 
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
@@ -84,16 +89,15 @@ def stage(name: str, target: Target, *, keep_cache: bool = False) -> Path:
         f'source_paths = ["src", "pytest_vllmfleet"]\n'
         f"only_mutate = {_toml_list(target.files)}\n"
         f'also_copy = ["configs", "tasks.py"]\n'
-        f"pytest_add_cli_args_test_selection = {_toml_list(target.tests)}\n"
+        "pytest_add_cli_args_test_selection = "
+        f"{_toml_list([*target.tests, *(a for t in target.deselect for a in ('--deselect', t))])}\n"
         f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]\n')
     (folder / "pyproject.toml").write_text(config, encoding="utf-8")
     return folder
 
 
 def _env(folder: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(folder / "mutants" / "src"),
-                                         str(folder / "mutants")])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no price-map download when litellm loads
     return env
 
