@@ -80,3 +80,18 @@ def litellm_latest(session: nox.Session) -> None:
                 "tests/integration/test_proxy_adversarial.py",
                 "tests/integration/test_proxy_limits.py",
                 "tests/integration/test_proxy_burst.py", *session.posargs)
+
+
+#: mutmut's own runner; textual (its `browse` UI only) needs rich>=14, which litellm[proxy]
+#: refuses, so mutmut goes in without dependencies and its run-time ones are listed here
+#: (mutmut 3.8.1's Requires-Dist minus textual).
+MUTMUT = "mutmut==3.8.1"
+MUTMUT_DEPS = ("libcst>=1.9.0", "coverage>=7.3.0", "setproctitle>=1.3.7", "click>=8.4.2")
+
+
+@nox.session(default=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut): hooks, rules, capacity, client, load, markers, locks, backups."""
+    session.install("-e", ".[proxy,dev]", *MUTMUT_DEPS)
+    session.install("--no-deps", MUTMUT)
+    session.run("python", "scripts/mutation.py", *session.posargs)

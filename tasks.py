@@ -7,9 +7,13 @@ from pathlib import Path
 from invoke.collection import Collection
 
 from vllmfleet.tasks import backups, bench, checks, deploy, fit, fleet, health, logs, rollback
-from vllmfleet.tasks.settings import config_defaults
+from vllmfleet.tasks.files import check_config_files
+from vllmfleet.tasks.settings import cli_runtime_path, config_defaults
 
 ROOT = Path(__file__).parent
+# a broken invoke.yaml (or ~/.invoke.yaml, -f file) exits naming the file, before invoke's own
+# loader stops on it with a traceback
+check_config_files(ROOT, runtime_path=cli_runtime_path())
 # deploy.<host>, rollback.<host>, logs.<host>: one per host of the inventory (none when the
 # inventory does not load; `inv validate` says why)
 HOSTS = deploy.hosts_at_import(ROOT)

@@ -37,6 +37,11 @@ MARKERS: tuple[str, ...] = (
 )
 
 
+#: The most prompts ``context_limit`` sends per host and target (each nearly the whole
+#: context): beyond it a typo (samples=10000) would keep a GPU busy for hours.
+MAX_SAMPLES = 1000
+
+
 class MarkerError(ValueError):
     """A suite marker was given arguments it does not accept."""
 
@@ -54,9 +59,10 @@ class ContextLimit:
             raise MarkerError(f"fraction={self.fraction!r}: give a number in (0, 1], the share "
                               "of the alias's max_input_tokens each request uses, e.g. 0.75")
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) \
-                or self.samples < 10:
-            raise MarkerError(f"samples={self.samples!r}: give a whole number of at least 10; "
-                              "a P90 needs 10 samples (acceptance criterion 1)")
+                or not 10 <= self.samples <= MAX_SAMPLES:
+            raise MarkerError(f"samples={self.samples!r}: give a whole number from 10 to "
+                              f"{MAX_SAMPLES}; a P90 needs 10 samples (acceptance criterion 1), "
+                              "and each is a prompt of nearly the whole context")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,9 +78,10 @@ class Burst:
             raise MarkerError(f"concurrency={self.concurrency!r}: give a whole number of "
                               "requests sent at once, 1 to 1000, e.g. 5")
         if isinstance(self.max_errors, bool) or not isinstance(self.max_errors, int) \
-                or self.max_errors < 0:
-            raise MarkerError(f"max_errors={self.max_errors!r}: give a whole number of 0 or "
-                              "more (requests allowed not to complete)")
+                or not 0 <= self.max_errors < self.concurrency:
+            raise MarkerError(f"max_errors={self.max_errors!r}: give a whole number from 0 to "
+                              f"{self.concurrency - 1} (requests allowed not to complete; "
+                              f"with {self.concurrency} or more the burst could never fail)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -96,15 +96,21 @@ def _client_fixture(host: str) -> Callable[..., FleetClient]:
     return client
 
 
+HOST_FIXTURES = "vllmfleet-host-fixtures"
+
+
 def _register_host_fixtures(config: pytest.Config, inventory: Inventory) -> None:
     """A ``<host>_client`` fixture per vLLM host of the inventory (``wintermute_client``)."""
+    if config.pluginmanager.has_plugin(HOST_FIXTURES):
+        return  # registered once per run: twice, `pytest --fixtures` could not sort them
     holder = types.ModuleType("pytest_vllmfleet.host_fixtures")
     for host in inventory.vllm_hosts:
         name = host.replace("-", "_").replace(".", "_") + "_client"
-        if name.isidentifier():
-            setattr(holder, name, pytest.fixture(name=name, scope="session")(
-                _client_fixture(host)))
-    config.pluginmanager.register(holder, "vllmfleet-host-fixtures")
+        if name.isidentifier() and not hasattr(holder, name):
+            function = _client_fixture(host)
+            function.__name__ = function.__qualname__ = name  # distinct in every listing
+            setattr(holder, name, pytest.fixture(name=name, scope="session")(function))
+    config.pluginmanager.register(holder, HOST_FIXTURES)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,6 +19,8 @@ from typing import Literal
 
 import pytest
 
+from vllmfleet.localfleet import SPEED_RANGE
+
 Mode = Literal["local", "inventory"]
 Target = Literal["direct", "proxy"]
 EngineName = Literal["emulator", "vllm"]
@@ -164,10 +166,11 @@ def _speed(value: Value | None) -> float:
         speed = float(value.text)
     except ValueError:
         speed = float("nan")
-    if not 0 < speed < float("inf"):
-        raise pytest.UsageError(f"vllmfleet: {value.where()}: give a positive number, e.g. "
-                                f"{DEFAULT_SPEED:g} (emulated delays {DEFAULT_SPEED:g} times "
-                                "shorter) or 1 (real time)")
+    low, high = SPEED_RANGE
+    if not low <= speed <= high:  # nan too; 1e-320 would make every emulated delay infinite
+        raise pytest.UsageError(f"vllmfleet: {value.where()}: give a positive number from "
+                                f"{low:g} to {high:g}, e.g. {DEFAULT_SPEED:g} (emulated delays "
+                                f"{DEFAULT_SPEED:g} times shorter) or 1 (real time)")
     return speed
 
 

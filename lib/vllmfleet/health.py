@@ -35,7 +35,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from vllmfleet.client import error_message
+from vllmfleet.client import error_message, retry_after_seconds
 from vllmfleet.errors import DeployError, FleetError
 from vllmfleet.inventory import Endpoints, Inventory
 from vllmfleet.remote import HostAdapter, ServiceName
@@ -212,8 +212,11 @@ def kv_check(host: str, url: str, *, max_model_len: int, concurrency: int,
 # --- the proxy ------------------------------------------------------------------------------
 
 def proxy_checks(host: str, url: str, *, key: str | None, models: Iterable[str],
-                 client: httpx.Client, key_hint: str, probe_health: bool = True) -> list[Check]:
-    """Liveliness, readiness, every model listed and answering one token."""
+                 client: httpx.Client, key_hint: str, probe_health: bool = True,
+                 probe: Iterable[str] | None = None) -> list[Check]:
+    """Liveliness, readiness, every model listed, and one token from each of ``probe``
+    (default: every model). Each probe is a request the alias's RPM counts, so the fleet check
+    probes one name per alias; a 429 is the limit at work, n/a rather than a failure."""
     out = []
     if probe_health:
         for path in ("/health/liveliness", "/health/readiness"):
@@ -236,9 +239,20 @@ def proxy_checks(host: str, url: str, *, key: str | None, models: Iterable[str],
                      detail=(f"lists all {len(names)} aliases" if code == 200 and not missing
                              else f"HTTP {code}: missing {', '.join(missing)}" if code == 200
                              else f"HTTP {code or 'no answer'}: {body[:120]}")))
-    for name in names:
+    for name in names if probe is None else probe:
         out.append(one_token(host, url, name, key=key, client=client))
     return out
+
+
+def _answered(response: httpx.Response) -> bool:
+    """A chat completion with a first choice that holds a message (a 200 with ``choices: []``
+    or no JSON is not an answer)."""
+    try:
+        choices = response.json().get("choices")
+    except (ValueError, AttributeError):
+        return False
+    return (isinstance(choices, list) and bool(choices) and isinstance(choices[0], dict)
+            and isinstance(choices[0].get("message"), dict))
 
 
 def one_token(host: str, url: str, model: str, *, key: str, client: httpx.Client) -> Check:
@@ -252,8 +266,17 @@ def one_token(host: str, url: str, model: str, *, key: str, client: httpx.Client
         return Check(host=host, what=f"alias {model}", ok=False,
                      detail=f"{type(exc).__name__}: {exc}")
     if response.status_code == 200:
+        if not _answered(response):
+            return Check(host=host, what=f"alias {model}", ok=False,
+                         detail=f"HTTP 200 without an answer: {response.text[:120]}")
         return Check(host=host, what=f"alias {model}", ok=True,
                      detail=f"1 token in {_ms(start)}")
+    if response.status_code == 429:  # the alias's own limit: it works, it is busy
+        wait = retry_after_seconds(response.headers)
+        return Check(host=host, what=f"alias {model}", ok=None,
+                     detail="rate-limited (HTTP 429" + (f", Retry-After {wait:g} s" if wait
+                                                         is not None else "")
+                     + "): its limit, not a fault; not probed this time")
     return Check(host=host, what=f"alias {model}", ok=False,
                  detail=f"HTTP {response.status_code}: {error_message(response.text)[:160]}")
 
@@ -299,7 +322,8 @@ def host_checks(inventory: Inventory, name: str, endpoints: Endpoints,
         if inventory.proxy.host == name:
             out += proxy_checks(name, endpoints.proxy, key=endpoints.key, client=client,
                                 key_hint=endpoints.key_hint,
-                                models=[n for a in inventory.aliases.values() for n in a.names])
+                                models=[n for a in inventory.aliases.values() for n in a.names],
+                                probe=list(inventory.aliases))
     if host.vllm is not None:
         if adapter is None or host.platform == "local":
             out.append(Check(host=name, what="gpu memory", ok=None, detail="n/a (no SSH)"))

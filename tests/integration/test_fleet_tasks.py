@@ -40,6 +40,17 @@ def test_up_status_up_again_down_leaves_nothing(tmp_path: Path) -> None:
         again = run_inv("fleet.up", env=build_dir(tmp_path), timeout=TIMEOUT_S)
         assert again.returncode == 0, again.stderr
         assert json.loads((tmp_path / "localfleet" / "state.json").read_text()) == state
+
+        # another speed is said, not ignored
+        faster = run_inv("fleet.up", "--speed", "20", env=build_dir(tmp_path), timeout=TIMEOUT_S)
+        assert faster.returncode == 1
+        assert "at speed 10, not the 20 asked for" in faster.stderr
+
+        # the demo uses the user's fleet and leaves it running
+        demo = run_inv("fleet.demo", env=build_dir(tmp_path), timeout=TIMEOUT_S)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "left running" in demo.stdout
+        assert all(is_ours(pid, ticks) for pid, ticks in pids)
     finally:
         down = run_inv("fleet.down", env=build_dir(tmp_path), timeout=TIMEOUT_S)
     assert down.returncode == 0, down.stderr

@@ -48,8 +48,8 @@ def test_marker_arguments_reach_the_settings_fixtures(pytester: pytest.Pytester)
                             "'concurrency'? (accepted: concurrency=5, max_errors=1)"),
     ("burst(5)", "@pytest.mark.burst takes keyword arguments only, got (5,); write "
                  "@pytest.mark.burst(concurrency=5, max_errors=1)"),
-    ("context_limit(samples=3)", "@pytest.mark.context_limit: samples=3: give a whole number of "
-                                 "at least 10; a P90 needs 10 samples*"),
+    ("context_limit(samples=3)", "@pytest.mark.context_limit: samples=3: give a whole number from "
+                                 "10 to 1000; a P90 needs 10 samples*"),
     ("rejection(strict=True)", "@pytest.mark.rejection: unknown argument 'strict' (accepted: "
                                "no arguments)"),
     ("capacity(ttft=1)", "@pytest.mark.capacity: unknown argument 'ttft'; did you mean "

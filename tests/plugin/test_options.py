@@ -61,10 +61,13 @@ def test_an_unknown_host_gets_a_did_you_mean(pytester: pytest.Pytester, project:
                                  "mean 'armitage'?"])
 
 
-def test_a_bad_speed_is_a_usage_error(pytester: pytest.Pytester, project: Path) -> None:
-    result = pytester.runpytest_subprocess("--co", "--fleet-speed", "fast")
+@pytest.mark.parametrize("speed", ["fast", "1e-320", "inf", "nan", "0", "-1", "1e300"])
+def test_a_bad_speed_is_a_usage_error(pytester: pytest.Pytester, project: Path,
+                                      speed: str) -> None:
+    result = pytester.runpytest_subprocess("--co", "--fleet-speed", speed)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--fleet-speed=fast (command line): give a positive number*"])
+    result.stderr.fnmatch_lines([f"*--fleet-speed={speed} (command line): give a positive "
+                                 "number from 0.001 to 1000*"])
 
 
 def test_a_missing_inventory_given_explicitly_is_a_usage_error(pytester: pytest.Pytester) -> None:

@@ -65,7 +65,7 @@ def test_proxy_checks_need_the_key_and_every_alias_to_answer() -> None:
     routes: dict[str, Any] = {
         "GET /health/liveliness": {}, "GET /health/readiness": {},
         "GET /v1/models": {"data": [{"id": "a"}, {"id": "b"}]},
-        "POST /v1/chat/completions": {"choices": []},
+        "POST /v1/chat/completions": {"choices": [{"message": {"content": "OK"}}]},
     }
     checks = health.proxy_checks("m", "http://h", key="sk", models=["a", "b"],
                                  client=client(routes), key_hint="set K")

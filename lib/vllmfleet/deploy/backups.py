@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from vllmfleet.errors import BackupError
+from vllmfleet.inventory.names import HOST_NAME
 from vllmfleet.remote import HostAdapter, RemoteFile, check_remote_path, sha256
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
 ID_PATTERN = re.compile(r"\d{8}T\d{6}Z")
 ID_EXAMPLE = "20261122T120301Z"
-HOST_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+HOST_PATTERN = HOST_NAME  # the inventory's one host-name rule
 MANIFEST = "manifest.json"
 FILES = "files"
 FORMAT = 1
@@ -86,7 +87,7 @@ class RestoreItem(NamedTuple):
 def _check_host(host: str) -> str:
     if not isinstance(host, str) or not HOST_PATTERN.fullmatch(host) or host in {".", ".."}:
         raise BackupError(f"host name {host!r} cannot name a backup folder: use a host name "
-                          "from the inventory (lower-case letters, digits, '.', '_', '-')",
+                          "from the inventory (lower-case letters, digits, '_', '-')",
                           host=host if isinstance(host, str) else None)
     return host
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vllmfleet.errors import InventoryError, Problem
 from vllmfleet.inventory.model import Alias, Host, Inventory, Model, Proxy
+from vllmfleet.inventory.names import HOST_NAME, HOST_NAME_HELP, hidden_character
 from vllmfleet.inventory.rules import check, check_references
 from vllmfleet.inventory.schema import Context, build, show
 from vllmfleet.inventory.yamldoc import read_yaml
@@ -37,9 +40,7 @@ class _Section:
 
 
 _SECTIONS = {
-    "hosts": _Section(Host, "host", r"[A-Za-z0-9][A-Za-z0-9_-]*",
-                      "use letters, digits, '-' and '_' (the name becomes task names such as "
-                      "deploy.<host> and backup folders)",
+    "hosts": _Section(Host, "host", HOST_NAME.pattern, HOST_NAME_HELP,
                       "motoko: {address: motoko.lan, platform: linux, ssh: {user: ops}}"),
     "aliases": _Section(Alias, "alias", r"\S+",
                         "use a name without spaces (clients send it as the model name)",
@@ -74,6 +75,31 @@ def _named(ctx: Context, key: str, data: Any) -> dict[str, Any]:
     return out
 
 
+def _check_text(ctx: Context, path: str, data: Any, seen: set[int] | None = None) -> None:
+    """Every key and string value under ``data`` is free of control and invisible characters
+    (:func:`~vllmfleet.inventory.names.hidden_character`); each one found is an error.
+    (A recursive YAML anchor is walked once; read_yaml's caller reports it.)"""
+    seen = set() if seen is None else seen
+    if isinstance(data, dict | list):
+        if id(data) in seen:
+            return
+        seen.add(id(data))
+    if isinstance(data, dict):
+        for key, value in data.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and (char := hidden_character(key)):
+                ctx.error(child, f"the name {show(key)} holds the invisible or control "
+                          f"character {char}", "retype the name with plain characters")
+            _check_text(ctx, child, value, seen)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_text(ctx, f"{path}[{i}]", value, seen)
+    elif isinstance(data, str) and (char := hidden_character(data)):
+        ctx.error(path, f"{path.rsplit('.', 1)[-1]} {show(data)} holds the invisible or "
+                  f"control character {char}", "retype the value with plain characters; "
+                  "inventory text is one line of printable characters")
+
+
 def _fail(file: str, message: str, fix: str, *, line: int | None = 1) -> InventoryError:
     return InventoryError([Problem(severity="error", path="", file=file, line=line,
                                    message=message, fix=fix)])
@@ -106,6 +132,7 @@ def parse(text: str, *, file: str = "<inventory>") -> Inventory:
             ctx.error(key, f"the inventory has no {key}: section",
                       f"add {key}: with at least one {_SECTIONS[key].entry}, "
                       f"e.g. {_SECTIONS[key].example}")
+    _check_text(ctx, "", data)
     hosts, aliases, models = (_named(ctx, key, data[key]) if key in data else {}
                               for key in ("hosts", "aliases", "models"))
     proxy: Proxy | None = None
@@ -128,11 +155,51 @@ def parse(text: str, *, file: str = "<inventory>") -> Inventory:
     return inventory
 
 
+#: The largest inventory :func:`load` reads. The reference fleet's is 6 KiB; a fleet of a
+#: thousand hosts stays under 1 MiB. Anything larger is the wrong file (/dev/zero, a log).
+MAX_BYTES = 4 * 1024 * 1024
+
+
+def _kind(mode: int) -> str:
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device")
+
+
+def _read(p: Path) -> bytes:
+    """The bytes of regular file ``p``, at most :data:`MAX_BYTES`; a FIFO, device or folder is
+    refused without reading it (``O_NONBLOCK``: opening a FIFO must not wait for a writer)."""
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(p)
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(str(p), f"this is {_kind(info.st_mode)}, not a regular file",
+                        "name the inventory's YAML file, e.g. configs/fleet.yaml", line=None)
+        if info.st_size > MAX_BYTES:
+            raise _too_big(p, info.st_size)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:  # grew since fstat
+        raise _too_big(p, len(data))
+    return data
+
+
+def _too_big(p: Path, size: int) -> InventoryError:
+    return _fail(str(p), f"the file is {size / 2**20:.1f} MiB; an inventory is at most "
+                 f"{MAX_BYTES // 2**20} MiB", "is this the right file? name the inventory's "
+                 "YAML file, e.g. configs/fleet.yaml", line=None)
+
+
 def load(path: str | Path) -> Inventory:
-    """Load and validate the inventory file at ``path``."""
+    """Load and validate the inventory file at ``path`` (a regular file of at most
+    :data:`MAX_BYTES`)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _read(p).decode("utf-8")
     except FileNotFoundError:
         raise _fail(str(p), "inventory file not found",
                     "pass --inventory PATH or set vllmfleet.inventory in invoke.yaml "

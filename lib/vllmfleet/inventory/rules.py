@@ -15,7 +15,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from vllmfleet.inventory.model import Alias, Host, Inventory
+from vllmfleet.inventory.model import Alias, Host, Inventory, Proxy
+from vllmfleet.inventory.names import UNIT_NAME, path_problem
 from vllmfleet.inventory.schema import Context, show
 from vllmfleet.inventory.vllm_version import check_vllm_version
 from vllmfleet.vllm.kernels import (
@@ -87,6 +88,7 @@ def check_references(ctx: Context, data: dict[Any, Any]) -> None:
 def check(ctx: Context, inv: Inventory) -> None:
     """Apply every cross-field rule to ``inv`` (whose references all resolve)."""
     _check_proxy(ctx, inv)
+    _check_proxy_unit(ctx, inv)
     for host in inv.hosts.values():
         _check_host(ctx, inv, host)
         check_vllm_version(ctx, host)
@@ -100,6 +102,24 @@ def _check_proxy(ctx: Context, inv: Inventory) -> None:
     if host is not None and host.platform == "windows":
         ctx.error("proxy.host", f"the proxy runs under systemd; {host.name!r} is a windows host",
                   "run the proxy on a linux (or local) host")
+
+
+def _check_proxy_unit(ctx: Context, inv: Inventory) -> None:
+    """What the proxy renders into its systemd unit (run as root by systemd): a plain unit
+    name and absolute, clean paths (issue 9: a newline in litellm_command rendered a line)."""
+    unit = inv.proxy.systemd_unit
+    if not UNIT_NAME.fullmatch(unit):
+        plain = unit.removesuffix(".service")
+        ctx.error("proxy.systemd_unit", f"systemd_unit {show(unit)} is not a plain unit name",
+                  f"write systemd_unit: {plain}  (the renderer adds .service)"
+                  if UNIT_NAME.fullmatch(plain) else
+                  "use letters, digits, '-' and '_', e.g. systemd_unit: litellm")
+    for key in ("litellm_command", "config_path", "env_file"):
+        value = getattr(inv.proxy, key)
+        why = path_problem(value)
+        if why:
+            ctx.error(f"proxy.{key}", f"{key} {show(value)} cannot go into the systemd unit: {why}",
+                      f"write an absolute path, e.g. {key}: {getattr(Proxy, key)}")
 
 
 def _check_host(ctx: Context, inv: Inventory, host: Host) -> None:

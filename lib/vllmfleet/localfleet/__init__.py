@@ -17,6 +17,7 @@ from __future__ import annotations
 from vllmfleet.localfleet.engines import ENGINES, VLLM_VERSION, Engine, vllm_venv
 from vllmfleet.localfleet.fleet import (
     DEFAULT_BUILD_DIR,
+    SPEED_RANGE,
     ComponentStatus,
     FleetStatus,
     Progress,
@@ -29,6 +30,7 @@ from vllmfleet.localfleet.state import FleetState, Process
 __all__ = [
     "DEFAULT_BUILD_DIR",
     "ENGINES",
+    "SPEED_RANGE",
     "VLLM_VERSION",
     "ComponentStatus",
     "Engine",

@@ -21,6 +21,7 @@ code and the last lines of its log (vLLM's own message).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import secrets
 import sys
@@ -63,6 +64,10 @@ from vllmfleet.localfleet.state import (
 __all__ = ["ComponentStatus", "FleetState", "FleetStatus", "Process", "down", "status", "up"]
 
 DEFAULT_BUILD_DIR = Path("build/localfleet")
+#: The speed factors a local fleet accepts: 1/1000 of real time slows every emulated delay a
+#: thousand times, 1000 shortens it a thousand times. Outside it a factor is a typo (1e-320
+#: makes the time scale infinite: a "healthy" fleet whose every request hangs).
+SPEED_RANGE = (0.001, 1000.0)
 Progress = Callable[[str], None]
 
 
@@ -100,9 +105,10 @@ def _check_options(inventory: Inventory, engine: str, speed: float) -> None:
     if engine not in ENGINES:
         raise LocalFleetError(f"engine {engine!r} is not supported by the local fleet; use one "
                               f"of: {', '.join(ENGINES)}")
-    if not speed > 0:
-        raise LocalFleetError(f"speed {speed!r} must be a positive number: 1 = real time, "
-                              "10 = emulated delays ten times shorter")
+    low, high = SPEED_RANGE
+    if not low <= speed <= high:
+        raise LocalFleetError(f"speed {speed!r} must be a number from {low:g} to {high:g}: "
+                              "1 = real time, 10 = emulated delays ten times shorter")
     if not inventory.vllm_hosts:
         raise LocalFleetError(f"{inventory.path}: the inventory has no host with a vllm: "
                               "section, so the local fleet has nothing to serve")
@@ -112,31 +118,68 @@ def _check_options(inventory: Inventory, engine: str, speed: float) -> None:
                               "vllmfleet.inventory.load(PATH)")
 
 
-def _recorded(build_dir: Path, inventory: Inventory, progress: Progress) -> FleetState | None:
-    """The running fleet to reuse, None to start one; raises when one is in the way."""
+def _recorded_speed(state: FleetState) -> float | None:
+    """The speed the recorded fleet's emulators run at (from their ``--emulator-time-scale``
+    argument); None when no emulator records one."""
+    for process in state.emulators.values():
+        argv = process.argv
+        if "--emulator-time-scale" in argv[:-1]:
+            try:
+                scale = float(argv[argv.index("--emulator-time-scale") + 1])
+            except ValueError:
+                return None
+            return 1.0 / scale if scale > 0 else None
+    return None
+
+
+def _dead(state: FleetState) -> list[Process]:
+    return [p for p in state.processes if not is_ours(p.pid, p.start_ticks)]
+
+
+def _what(process: Process) -> str:
+    return ("the LiteLLM proxy" if process.role == "proxy"
+            else f"the vLLM of host {process.name!r}" if process.role == "vllm"
+            else f"the emulator of host {process.name!r}")
+
+
+def _recorded(build_dir: Path, inventory: Inventory, progress: Progress, *,
+              speed: float | None) -> FleetState | None:
+    """The running fleet to reuse, None to start one; raises when one is in the way, saying
+    exactly why (another inventory, another speed, which process died)."""
     state = read_state(build_dir)
     if state is None:
         return None
-    alive = [p for p in state.processes if is_ours(p.pid, p.start_ticks)]
+    dead = _dead(state)
+    alive = [p for p in state.processes if p not in dead]
     if not alive:
         progress(f"removing stale state {build_dir / 'state.json'} (its processes are gone)")
         clear_state(build_dir)
         return None
-    same = (state.inventory_digest == inventory.digest
-            and state.ready and len(alive) == len(state.processes))
+    running = f"a local fleet is already running from {build_dir} (PIDs " \
+              f"{', '.join(str(p.pid) for p in alive)})"
+    stop_first = "stop it first with `inv fleet.down`"
+    if state.inventory_digest != inventory.digest:
+        raise LocalFleetError(f"{running} and it serves another inventory; {stop_first}")
+    if dead:
+        died = "; ".join(f"{_what(p)} (pid {p.pid}) is not running; its log: {p.log}"
+                         for p in dead)
+        raise LocalFleetError(f"{running}, but {died}. Run `inv fleet.down` (stops the rest) "
+                              "and `inv fleet.up` again; the log says why it stopped")
+    recorded = _recorded_speed(state)
+    if recorded is not None and speed is not None \
+            and not math.isclose(recorded, speed, rel_tol=1e-9):
+        raise LocalFleetError(f"{running} at speed {recorded:g}, not the {speed:g} asked for; "
+                              f"use it as it is (--speed {recorded:g}) or {stop_first}")
     current = status(build_dir)
-    if same and current is not None and current.healthy:
+    if state.ready and current is not None and current.healthy:
         progress(f"the local fleet in {build_dir} is already running; reusing it")
         return state
-    why = ("it serves another inventory" if state.inventory_digest != inventory.digest
-           else "it is not healthy")
-    raise LocalFleetError(
-        f"a local fleet is already running from {build_dir} (PIDs "
-        f"{', '.join(str(p.pid) for p in alive)}) and {why}; stop it first with "
-        "`inv fleet.down`")
+    sick = [c for c in (current.components if current else []) if not c.healthy]
+    why = "; ".join(f"{_what(c.process)} answers {c.detail}" for c in sick) or "it is not ready"
+    raise LocalFleetError(f"{running} and it is not healthy ({why}); {stop_first}")
 
 
-def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
+def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float | None = None,
        build_dir: Path = DEFAULT_BUILD_DIR, progress: Progress | None = None,
        emulator_args: Sequence[str] = (),
        host_args: Mapping[str, Sequence[str]] | None = None,
@@ -146,16 +189,18 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
 
     ``engine``: ``"emulator"`` or ``"vllm"`` (the real engine; needs ``./dev vllm-setup``
     and ``cpu:`` hosts). ``speed`` divides every emulated delay (``--emulator-time-scale
-    1/speed``); ``emulator_args`` go to every emulator and ``host_args[host]`` to that
-    host's engine only (fault injection, e.g. ``{"armitage": ["--emulator-fail-at-start"]}``;
-    with the real engine, more vLLM flags).
+    1/speed``; None: 1 for a new fleet, and a running fleet is reused at its own speed, while
+    a different speed given is refused rather than silently ignored); ``emulator_args`` go
+    to every emulator and ``host_args[host]`` to that host's engine only (fault injection,
+    e.g. ``{"armitage": ["--emulator-fail-at-start"]}``; with the real engine, more vLLM
+    flags).
     ``start_timeout_s`` bounds each health wait (default: 60 s for an emulator, the host's
     ``vllm.start_timeout_s`` for a real vLLM, the inventory's ``proxy.start_timeout_s`` for
     LiteLLM). ``templates`` is the template
     folder (default: ``templates/`` beside the inventory, as ``inv render`` uses).
     """
     say = progress or (lambda _msg: None)
-    _check_options(inventory, engine, speed)
+    _check_options(inventory, engine, 1.0 if speed is None else speed)
     if engine == "vllm" and emulator_args:
         raise LocalFleetError(f"emulator_args {list(emulator_args)} are the emulator's; the "
                               "real vLLM engine takes no --emulator-* flags")
@@ -165,7 +210,7 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
                               f"no vLLM host for; known: {', '.join(inventory.vllm_hosts)}")
     build_dir = build_dir.resolve()
     with locked(build_dir):
-        existing = _recorded(build_dir, inventory, say)
+        existing = _recorded(build_dir, inventory, say, speed=speed)
         if existing is not None and existing.engine != engine:
             raise LocalFleetError(
                 f"a local fleet of engine {existing.engine} is already running from "
@@ -173,7 +218,8 @@ def up(inventory: Inventory, *, engine: Engine = "emulator", speed: float = 1.0,
         if existing is not None:
             return existing
         prepare(inventory, engine)
-        return _start(inventory, engine=engine, speed=speed, build_dir=build_dir, say=say,
+        return _start(inventory, engine=engine, speed=1.0 if speed is None else speed,
+                      build_dir=build_dir, say=say,
                       emulator_args=emulator_args, host_args=host_args or {},
                       start_timeout_s=start_timeout_s, templates=templates)
 

@@ -72,7 +72,8 @@ class Templates:
             raise RenderError(
                 f"template folder {folder} not found; it should hold the *.j2 templates "
                 "(configs/templates next to configs/fleet.yaml): restore it from the "
-                "repository or pass the folder explicitly (templates=...)")
+                "repository (git checkout -- configs/templates), or keep the inventory in "
+                "the folder that holds templates/")
         self.folder = folder
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(folder)),

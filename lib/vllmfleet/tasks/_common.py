@@ -51,9 +51,12 @@ def load_inventory(c: Context, given: str | None = None) -> Inventory:
 def pick_hosts(inventory: Inventory, host: str | None, *, vllm_only: bool = False) -> list[str]:
     """The hosts a ``--host`` argument names (comma-separated), checked against the inventory."""
     pool = inventory.vllm_hosts if vllm_only else inventory.hosts
-    if not host:
+    if host is None or host == "":
         return list(pool)
     names = [h.strip() for h in host.split(",") if h.strip()]
+    if not names:
+        raise Exit(f"error: --host {host!r} names no host: give host names separated by "
+                   "commas, e.g. --host " + ",".join(list(pool)[:2]), code=2)
     for name in names:
         if name not in pool:
             kind = "vLLM hosts" if vllm_only else "hosts"

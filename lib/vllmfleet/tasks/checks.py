@@ -11,7 +11,8 @@ from invoke.tasks import task
 
 from vllmfleet.inventory import Inventory
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, pick_hosts, user_errors
-from vllmfleet.tasks.settings import settings
+from vllmfleet.tasks.files import make_folder
+from vllmfleet.tasks.settings import settings, where
 
 _INV = INVENTORY_HELP
 
@@ -94,13 +95,28 @@ def render(c: Context, inventory: str | None = None, out: str | None = None,
     import vllmfleet.render as renderer
 
     inv = load_inventory(c, inventory)
-    config = settings(c)
-    out_dir = Path(out) if out else config.render_dir or config.build_dir / "rendered"
+    out_dir = _render_folder(c, out)
     with user_errors():
         files = [f for name in pick_hosts(inv, host) for f in renderer.render_host(inv, name)]
-        written = renderer.write(files, out_dir)
+        try:
+            written = renderer.write(files, out_dir)
+        except OSError as exc:  # a file where a host's folder goes, a full disk …
+            raise Exit(f"error: cannot write the rendered files under {out_dir}: "
+                       f"{exc.strerror or exc}: {exc.filename}; remove what is in the way or "
+                       "pass another --out", code=1) from None
     for f, path in zip(files, written, strict=True):
         print(f"{f.host:<12} {f.kind:<17} {path}  ->  {f.remote_path}")
     print(f"{len(written)} files in {out_dir}")
     if litellm:
         _check_with_litellm(inv)
+
+
+def _render_folder(c: Context, out: str | None) -> Path:
+    """``--out``, else ``render_dir``, else ``<build_dir>/rendered``: created, or exit 2
+    naming the value and where it came from."""
+    config = settings(c)
+    if out:
+        return make_folder(Path(out).expanduser(), named=f"--out {out}")
+    if config.render_dir is not None:
+        return make_folder(config.render_dir, named=where(c, "render_dir"))
+    return make_folder(config.build_dir / "rendered", named=where(c, "build_dir"))

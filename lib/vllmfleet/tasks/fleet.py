@@ -13,13 +13,16 @@ from invoke.tasks import task
 
 from vllmfleet import localfleet
 from vllmfleet.tasks._common import INVENTORY_HELP, load_inventory, user_errors
-from vllmfleet.tasks.settings import settings
+from vllmfleet.tasks.files import make_folder
+from vllmfleet.tasks.settings import settings, where
 
 _INV = INVENTORY_HELP
 
 
-def _build_dir(c: Context) -> Path:
-    return settings(c).build_dir / "localfleet"
+def _build_dir(c: Context, *, create: bool = False) -> Path:
+    """``<build_dir>/localfleet``; ``create``: made now, or exit 2 naming the setting."""
+    folder = settings(c).build_dir / "localfleet"
+    return make_folder(folder, named=where(c, "build_dir")) if create else folder
 
 
 def _progress() -> localfleet.Progress:
@@ -31,29 +34,35 @@ def _progress() -> localfleet.Progress:
     return say
 
 
-def _speed(value: str | None) -> float:
+def _speed(value: str | None) -> float | None:
+    """``--speed`` as a number (None when not given: a running fleet keeps its own)."""
+    if value is None:
+        return None
     try:
-        speed = float(value) if value is not None else 1.0
+        speed = float(value)
     except ValueError:
         raise Exit(f"error: --speed {value!r} is not a number; use e.g. --speed 10 "
                    "(ten times faster than the configured tokens/s)", code=2) from None
-    if speed <= 0:
-        raise Exit(f"error: --speed {value} must be positive, e.g. --speed 1", code=2)
+    low, high = localfleet.SPEED_RANGE
+    if not low <= speed <= high:  # nan too; 1e-320 would make every delay infinite
+        raise Exit(f"error: --speed {value} is out of range: give a number from {low:g} to "
+                   f"{high:g}, e.g. --speed 1 (real time) or --speed 10", code=2)
     return speed
 
 
 def _start(c: Context, inventory: str | None, engine: str | None,
            speed: str | None) -> localfleet.FleetState:
+    factor = _speed(speed)
     inv = load_inventory(c, inventory)
     chosen = engine or "emulator"
     if chosen not in localfleet.ENGINES:
         raise Exit(f"error: --engine {chosen!r} is not available; use one of: "
                    + ", ".join(localfleet.ENGINES), code=2)
+    folder = _build_dir(c, create=True)
     print(f"starting the local fleet of {inv.path} (engine {chosen})", file=sys.stderr)
     with user_errors():
         return localfleet.up(inv, engine="vllm" if chosen == "vllm" else "emulator",
-                             speed=_speed(speed), build_dir=_build_dir(c),
-                             progress=_progress())
+                             speed=factor, build_dir=folder, progress=_progress())
 
 
 def _describe(state: localfleet.FleetState) -> str:
@@ -108,13 +117,18 @@ def demo(c: Context, inventory: str | None = None, speed: str | None = None,
 
     inv = load_inventory(c, inventory)
     started = time.monotonic()
+    with user_errors():
+        theirs = localfleet.status(_build_dir(c)) is not None  # a fleet `fleet.up` started
     state = _start(c, inventory, None, speed)
     try:
         print(_describe(state), end="\n\n")
         report = asyncio.run(run_smoke(inv, state.endpoints()))
         print(format_smoke(report))
     finally:
-        if not keep:
+        if theirs:
+            print("the local fleet was running before the demo: left running "
+                  "(`inv fleet.down` stops it)")
+        elif not keep:
             with user_errors():
                 localfleet.down(_build_dir(c))
             print(f"local fleet stopped ({time.monotonic() - started:.1f} s in all)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, InitVar, dataclass, field, fields
@@ -29,8 +30,20 @@ from invoke.exceptions import Exit
 
 from vllmfleet.remote import MAX_LOG_LINES
 
-__all__ = ["DEFAULTS", "LOG_LINES_MAX", "Settings", "Source", "Sudo", "cli_runtime_path",
-           "config_defaults", "inventory_of", "project_config", "settings"]
+__all__ = [
+    "DEFAULTS",
+    "LOG_LINES_MAX",
+    "Settings",
+    "Source",
+    "Sudo",
+    "cli_runtime_path",
+    "config_defaults",
+    "inventory_of",
+    "kind_of",
+    "project_config",
+    "settings",
+    "where",
+]
 
 Sudo = Literal["proxy", "all", "none"]
 #: The most log lines a failure report or ``logs.<host> --lines`` shows: the host adapters'
@@ -41,7 +54,12 @@ SECTION = "vllmfleet"
 
 
 class _Bad(ValueError):
-    """A value a setting cannot take (the caller adds name, source and fix)."""
+    """A value a setting cannot take (the caller adds name, source and fix); ``why`` says
+    what is wrong with it when "is not <what it must be>" alone would not."""
+
+    def __init__(self, value: object, why: str = "") -> None:
+        super().__init__(value)
+        self.why = why
 
 
 def _path(value: object) -> Path:
@@ -54,6 +72,30 @@ def _path(value: object) -> Path:
 
 def _optional_path(value: object) -> Path | None:
     return None if value is None or value == "" else _path(value)
+
+
+def _folder(value: object) -> Path:
+    """A folder path: a path that is not an existing file, device or FIFO (a folder the task
+    creates later may not exist yet)."""
+    path = _path(value)
+    if path.exists() and not path.is_dir():
+        raise _Bad(value, f"it is {kind_of(path)}, not a folder")
+    return path
+
+
+def _optional_folder(value: object) -> Path | None:
+    return None if value is None or value == "" else _folder(value)
+
+
+def kind_of(path: Path) -> str:
+    """What ``path`` is, in words, for an error ("a file", "a device" …)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "unreadable"
+    return ("a folder" if stat.S_ISDIR(mode) else "a file" if stat.S_ISREG(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device")
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[object], int]:
@@ -120,13 +162,13 @@ class Settings:
         _path, "a file path", "configs/fleet.yaml", anchored=True))
     #: rendered files, the local fleet's state and logs
     build_dir: Path = field(default=Path("build"), metadata=_spec(
-        _path, "a folder path", "build", anchored=True))
+        _folder, "a folder path", "build", anchored=True))
     #: where ``inv render`` writes (None: ``<build_dir>/rendered``; ``--out`` beats it)
     render_dir: Path | None = field(default=None, metadata=_spec(
-        _optional_path, "a folder path", "build/rendered"))
+        _optional_folder, "a folder path", "build/rendered"))
     #: the local backup store
     backups_dir: Path = field(default=Path("backups"), metadata=_spec(
-        _path, "a folder path", "backups", anchored=True))
+        _folder, "a folder path", "backups", anchored=True))
     #: backups kept per host (older ones are pruned)
     backups_keep: int = field(default=10, metadata=_spec(
         _whole(1), "a whole number of backups per host, 1 or more", "10"))
@@ -201,9 +243,18 @@ def settings(c: Context) -> Settings:
     return Settings.from_config(c.config)
 
 
+def where(c: Context, name: str) -> str:
+    """``vllmfleet.<name>=<value> (from <source>)``: setting ``name`` as an error names it."""
+    section = c.config.get(SECTION)
+    value = _plain(section.get(name)) if hasattr(section, "get") else None
+    return f"{SECTION}.{name}={value!r}{_from(_source(c.config, name))}"
+
+
 def project_config(root: Path, *, runtime_path: Path | None = None) -> Config:
     """The config a task of the project at ``root`` gets, loaded the way ``inv`` loads it:
-    system and user files, ``root``/invoke.yaml, the environment, the ``-f`` file."""
+    system and user files, ``root``/invoke.yaml, the environment, the ``-f`` file.
+    (``tasks.py`` has checked the files first: :func:`vllmfleet.tasks.files.check_config_files`.)
+    """
     config = Config(project_location=root, runtime_path=runtime_path)
     config.load_project(merge=False)
     config.load_runtime(merge=False)
@@ -292,7 +343,8 @@ def _parse(name: str, value: object, source: Source | None) -> Any:
     spec: _Spec = next(f.metadata["spec"] for f in fields(Settings) if f.name == name)
     try:
         return spec.parse(value)
-    except _Bad:
+    except _Bad as exc:
         fix = (source or Source("default", "")).fix(name, spec.example)
-        raise Exit(f"error: {SECTION}.{name}={value!r}{_from(source)} is not {spec.want}: "
-                   f"{fix}", code=2) from None
+        why = f" ({exc.why})" if exc.why else ""
+        raise Exit(f"error: {SECTION}.{name}={value!r}{_from(source)} is not {spec.want}{why}"
+                   f": {fix}", code=2) from None

@@ -60,7 +60,10 @@ def test_max_num_seqs_requests_run_together(emulator: Any) -> None:
             tasks = [asyncio.create_task(client.post("/v1/chat/completions", json=body))
                      for _ in range(3)]
             await _until(lambda: emu.engine.num_running == 2 and emu.engine.num_waiting == 1)
-            await asyncio.gather(*tasks)
+            responses = await asyncio.gather(*tasks)
+        assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
+        assert [r.json()["usage"]["completion_tokens"] for r in responses] == [30, 30, 30]
+        assert all(r.json()["choices"][0]["message"]["content"] for r in responses)
     asyncio.run(go())
 
 

@@ -157,7 +157,10 @@ def test_up_cleans_a_stale_state_file(tmp_path: Path, reference: inventory.Inven
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"engine": "vllm-gpu"}, r"engine 'vllm-gpu' is not supported.*emulator"),
-    ({"speed": 0}, r"speed 0 must be a positive number"),
+    ({"speed": 0}, r"speed 0 must be a number from 0.001 to 1000"),
+    ({"speed": 1e-320}, r"speed 1e-320 must be a number from"),
+    ({"speed": float("inf")}, r"speed inf must be a number from"),
+    ({"speed": float("nan")}, r"speed nan must be a number from"),
     ({"host_args": {"motoko": ["--x"]}}, r"host_args names motoko.*known: wintermute, armitage"),
 ])
 def test_bad_options_are_refused_before_anything_starts(
@@ -193,3 +196,32 @@ def test_stop_returns_only_when_the_whole_group_is_gone(tmp_path: Path) -> None:
         lambda: len(fleet_processes.group_members(proc.pid)))  # the child is up
     assert stop([(proc.pid, ticks)], grace_s=0.5) == [proc.pid]
     assert fleet_processes.group_members(proc.pid) == []
+
+
+def test_up_names_the_process_that_died(tmp_path: Path, started: list[tuple[int, int]],
+                                        reference: inventory.Inventory) -> None:
+    """LiteLLM died, the emulators run: fleet.up says which one died and where its log is."""
+    emulator = _process(tmp_path, started, "wintermute")
+    proxy = dataclasses.replace(_process(tmp_path, started, "litellm"),
+                                log=str(tmp_path / "logs" / "litellm.log"))
+    stop([(proxy.pid, proxy.start_ticks)], grace_s=0.5)
+    _record(tmp_path, emulator, proxy, digest=reference.digest)
+    with pytest.raises(LocalFleetError) as caught:
+        localfleet.up(reference, build_dir=tmp_path)
+    message = str(caught.value)
+    assert f"the LiteLLM proxy (pid {proxy.pid}) is not running" in message
+    assert str(tmp_path / "logs" / "litellm.log") in message
+    assert "wintermute" not in message.split("but", 1)[1]  # the live emulator is not blamed
+    assert is_ours(emulator.pid, emulator.start_ticks)  # nothing stopped behind the user's back
+
+
+@pytest.mark.parametrize(("recorded", "asked"), [(1.0, 10.0), (20.0, 1.0), (0.5, 2.0)])
+def test_up_says_when_the_running_fleet_has_another_speed(
+        tmp_path: Path, started: list[tuple[int, int]], reference: inventory.Inventory,
+        recorded: float, asked: float) -> None:
+    argv = [*SLEEPER, "--emulator-time-scale", repr(1.0 / recorded)]
+    emulator = dataclasses.replace(_process(tmp_path, started, "wintermute"), argv=argv)
+    _record(tmp_path, emulator, digest=reference.digest)
+    with pytest.raises(LocalFleetError, match=rf"at speed {recorded:g}, not the {asked:g} asked "
+                                              rf"for; use it as it is \(--speed {recorded:g}\)"):
+        localfleet.up(reference, build_dir=tmp_path, speed=asked)
