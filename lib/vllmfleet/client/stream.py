@@ -88,10 +88,10 @@ class Events:
             chunk = _loads(payload)
         except ValueError as exc:
             return self._fail(INCOMPLETE_STREAM_STATUS,
-                              f"malformed stream event ({exc}): {payload[:200]!r}")
+                              f"malformed stream event ({exc}): {_shown(payload)}")
         if not isinstance(chunk, dict):
             return self._fail(INCOMPLETE_STREAM_STATUS,
-                              f"malformed stream event (not an object): {payload[:200]!r}")
+                              f"malformed stream event (not an object): {_shown(payload)}")
         if chunk.get("error") is not None or chunk.get("object") == "error":
             return self._fail(*error_event(chunk))
         if "model" in chunk:
@@ -223,3 +223,9 @@ class StreamSession:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def _shown(payload: bytes | str) -> str:
+    """The start of an event's payload as text, for an error message."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    return repr(text[:200])
