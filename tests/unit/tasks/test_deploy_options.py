@@ -39,3 +39,20 @@ def test_good_settings_from_the_environment_are_used(tmp_path: Path) -> None:
                       "INVOKE_VLLMFLEET_BACKUPS_DIR": str(tmp_path)})
     assert "INVOKE_VLLMFLEET_" not in result.stderr and "Traceback" not in result.stderr
     assert "HOST" in result.stdout and "wintermute" in result.stdout  # it got to the deploy
+
+
+def test_a_deploy_without_the_backend_key_is_refused_unless_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLMFLEET_BACKEND_KEY", raising=False)
+    env = {"INVOKE_VLLMFLEET_BACKUPS_DIR": str(tmp_path)}
+    for task in ("deploy.wintermute", "deploy.proxy", "deploy.all"):
+        refused = run_inv(task, env=env)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "VLLMFLEET_BACKEND_KEY is not set" in refused.stderr
+        assert "--no-backend-key" in refused.stderr and "token_urlsafe" in refused.stderr
+        assert "Traceback" not in refused.stderr and "HOST" not in refused.stdout
+    planned = run_inv("deploy.wintermute", "--dry-run", env=env)
+    assert "warning: VLLMFLEET_BACKEND_KEY is not set" in planned.stderr
+    assert "wintermute" in planned.stdout  # a dry run goes on (and warns)
+    bad = run_inv("deploy.wintermute", "--dry-run", env={**env, "VLLMFLEET_BACKEND_KEY": "x y"})
+    assert "VLLMFLEET_BACKEND_KEY: the backend key must be" in bad.stdout + bad.stderr
