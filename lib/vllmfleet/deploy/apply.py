@@ -35,7 +35,7 @@ from typing import Literal
 
 from vllmfleet import health
 from vllmfleet.deploy import backups, litellm_check, locks, measured
-from vllmfleet.deploy.backend_key import SECRET_MODE, SecretLine, merged
+from vllmfleet.deploy.backend_key import SecretLine, merged
 from vllmfleet.deploy.diagnose import diagnose
 from vllmfleet.deploy.plan import Change, Desired, expectations, services_of, unit_changed
 from vllmfleet.errors import DeployError, FleetError
@@ -164,7 +164,7 @@ class _Apply:
         for line in self.secrets:
             have = self.adapter.read_file(line.remote_path)
             self.secret_have[line.remote_path] = have
-            want = Desired(remote_path=line.remote_path, mode=SECRET_MODE, service=line.service,
+            want = Desired(remote_path=line.remote_path, mode=line.mode, service=line.service,
                            content=merged(have.content if have else None, line),
                            kind="backend-key", secret=True)
             out.append(Change(want=want, have=have))

@@ -44,6 +44,7 @@ class SecretLine:
     name: str
     value: str
     service: ServiceName
+    mode: int | None = SECRET_MODE  # None: a Windows host (its SFTP modes mean nothing)
 
     def __repr__(self) -> str:  # never the value
         return f"SecretLine({self.remote_path!r}, {self.name!r}, <secret>)"
@@ -70,7 +71,8 @@ def secret_lines(inventory: Inventory, host: Host, key: str,
     out = []
     if "vllm" in services and host.vllm is not None:
         out.append(SecretLine(remote_path=secret_path(host), name=VLLM_VARIABLE, value=key,
-                              service="vllm"))
+                              service="vllm",
+                              mode=None if host.platform == "windows" else SECRET_MODE))
     if "proxy" in services and host.name == inventory.proxy.host:
         out.append(SecretLine(remote_path=inventory.proxy.env_file,
                               name=inventory.proxy.backend_key_env, value=key, service="proxy"))

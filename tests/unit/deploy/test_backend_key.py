@@ -75,7 +75,10 @@ def test_each_vllm_host_and_the_proxy_get_their_line(reference: Inventory) -> No
     assert [(s.remote_path, s.name, s.service) for s in secret_lines(
         reference, proxy, KEY, ("proxy",))] == [
         (reference.proxy.env_file, reference.proxy.backend_key_env, "proxy")]
-    assert KEY not in repr(lines)
+    assert KEY not in repr(lines) and {s.mode for s in lines} == {0o600}
+    armitage = reference.hosts["armitage"]  # Windows: no POSIX mode to compare or set
+    assert [(s.remote_path, s.mode) for s in secret_lines(reference, armitage, KEY, ("vllm",))] \
+        == [("C:/vllmfleet/vllm.env", None)]
 
 
 def test_the_key_is_installed_0600_restarts_and_stays_out_of_diff_log_and_backup(
