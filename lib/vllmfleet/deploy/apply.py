@@ -73,8 +73,10 @@ class Options:
     dry_run: bool = False
     force_unlock: bool = False
     owner: str = field(default_factory=locks.default_owner)
-    master_key: str | None = None
-    backend_key: str | None = None  # the vLLM servers' --api-key, to verify them directly
+    master_key: str | None = field(default=None, repr=False)
+    # the vLLM servers' --api-key: installed on the hosts (deploy.backend_key), and used to
+    # verify them directly
+    backend_key: str | None = field(default=None, repr=False)
     key_hint: str = ""
     log_lines: int = 40
     stale_after_s: float = locks.DEFAULT_STALE_AFTER_S

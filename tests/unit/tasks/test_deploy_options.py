@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_inv
+from vllmfleet.inventory import Inventory
 
 
 @pytest.mark.parametrize(("key", "value"), [("backups_keep", "ten"), ("lock_stale_s", "1h"),
@@ -56,3 +57,28 @@ def test_a_deploy_without_the_backend_key_is_refused_unless_asked(
     assert "wintermute" in planned.stdout  # a dry run goes on (and warns)
     bad = run_inv("deploy.wintermute", "--dry-run", env={**env, "VLLMFLEET_BACKEND_KEY": "x y"})
     assert "VLLMFLEET_BACKEND_KEY: the backend key must be" in bad.stdout + bad.stderr
+
+
+def test_the_backend_key_check_refuses_warns_or_passes(
+        reference: Inventory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoke.exceptions import Exit
+
+    from vllmfleet.tasks.deploy import backend_key_check
+
+    monkeypatch.delenv("VLLMFLEET_BACKEND_KEY", raising=False)
+    with pytest.raises(Exit) as caught:
+        backend_key_check(reference, ["wintermute"], dry_run=False, no_backend_key=False)
+    assert caught.value.code == 2 and "open to anyone on the LAN" in str(caught.value.message)
+    for dry_run, no_key in ((True, False), (False, True)):
+        warning = backend_key_check(reference, ["wintermute"], dry_run=dry_run,
+                                    no_backend_key=no_key)
+        assert warning.startswith("warning: VLLMFLEET_BACKEND_KEY is not set")
+    monkeypatch.setenv("VLLMFLEET_BACKEND_KEY", "x" * 32)
+    assert backend_key_check(reference, ["wintermute"], dry_run=False, no_backend_key=False) == ""
+
+
+def test_options_never_show_the_keys() -> None:
+    from vllmfleet.deploy.apply import Options
+
+    text = repr(Options(master_key="sk-master-secret", backend_key="backend-secret-123456"))
+    assert "secret" not in text
