@@ -73,7 +73,8 @@ def test_the_backend_key_is_installed_rotated_and_rolled_back_on_hosts_and_proxy
     host_file = Path(inventory.hosts["gpu1"].base_dir) / "vllm.env"
     proxy_file = tmp_path / "local" / "hub" / inventory.proxy.env_file.lstrip("/")
     proxy_file.parent.mkdir(parents=True, exist_ok=True)
-    proxy_file.write_text("# the operator's lines stay\nOTHER=1\n")
+    kept = f"# the operator's lines stay\n{inventory.proxy.master_key_env}={master}\nOTHER=1\n"
+    proxy_file.write_text(kept)
 
     def run(inv: Inventory, key: str) -> list[tuple[str, str, bool | None]]:
         outcomes = deploy_all(inv, access=access, say=said.append, options=Options(
@@ -85,8 +86,7 @@ def test_the_backend_key_is_installed_rotated_and_rolled_back_on_hosts_and_proxy
     assert run(inventory, first) == [("gpu1", "deployed", None), ("hub", "deployed", None)]
     assert host_file.read_text() == f"VLLM_API_KEY={first}\n"
     assert host_file.stat().st_mode & 0o777 == 0o600
-    assert proxy_file.read_text() == (f"# the operator's lines stay\nOTHER=1\n"
-                                      f"{inventory.proxy.backend_key_env}={first}\n")
+    assert proxy_file.read_text() == kept + f"{inventory.proxy.backend_key_env}={first}\n"
     assert proxy_file.stat().st_mode & 0o777 == 0o600
     assert _direct(inventory, None) == 401 and _direct(inventory, "wrong" * 8) == 401
     assert _direct(inventory, first) == 200
@@ -112,5 +112,5 @@ def test_the_backend_key_is_installed_rotated_and_rolled_back_on_hosts_and_proxy
 
     stored = _everything(tmp_path / "backups")
     text = "\n".join(said)
-    for key in (first, second, third):
+    for key in (first, second, third):  # (the master key is the operator's line, kept)
         assert key.encode() not in stored and key not in text

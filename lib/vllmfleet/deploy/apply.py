@@ -165,6 +165,7 @@ class _Apply:
         out = []
         for line in self.secrets:
             have = self.adapter.read_file(line.remote_path)
+            line.check_have(have.content if have else None, host=self.host.name)
             self.secret_have[line.remote_path] = have
             want = Desired(remote_path=line.remote_path, mode=line.mode, service=line.service,
                            content=merged(have.content if have else None, line),

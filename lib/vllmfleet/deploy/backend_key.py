@@ -45,6 +45,21 @@ class SecretLine:
     value: str
     service: ServiceName
     mode: int | None = SECRET_MODE  # None: a Windows host (its SFTP modes mean nothing)
+    # the proxy's env file: it must exist and assign this variable (the master key) first —
+    # a file made from the key alone would start LiteLLM without its master key
+    needs: str = ""
+
+    def check_have(self, have: bytes | None, *, host: str) -> None:
+        """Refuse (nothing changed) a file that lacks what :attr:`needs` says."""
+        if not self.needs:
+            return
+        lines = have.decode("utf-8", errors="replace").splitlines() if have else []
+        if not any(_assigns(text, self.needs) for text in lines):
+            state = "does not exist" if have is None else f"does not set {self.needs}"
+            raise DeployError(
+                f"{host}:{self.remote_path} {state}: the proxy's env file must hold its master "
+                f"key before a deploy adds the backend key to it; create it from "
+                f"{self.remote_path}.example (mode 0600), then deploy again", host=host)
 
     def __repr__(self) -> str:  # never the value
         return f"SecretLine({self.remote_path!r}, {self.name!r}, <secret>)"
@@ -75,7 +90,8 @@ def secret_lines(inventory: Inventory, host: Host, key: str,
                               mode=None if host.platform == "windows" else SECRET_MODE))
     if "proxy" in services and host.name == inventory.proxy.host:
         out.append(SecretLine(remote_path=inventory.proxy.env_file,
-                              name=inventory.proxy.backend_key_env, value=key, service="proxy"))
+                              name=inventory.proxy.backend_key_env, value=key, service="proxy",
+                              needs=inventory.proxy.master_key_env))
     return out
 
 

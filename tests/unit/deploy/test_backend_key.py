@@ -135,3 +135,27 @@ def test_a_first_key_that_fails_is_removed_again(
     probes.append(dies)
     assert run(reference, host, tmp_path, KEY).result == "failed"
     assert not secret_file(tmp_path).exists()
+
+
+def test_the_proxy_env_file_must_exist_and_hold_the_master_key_first(
+        reference: Inventory, tmp_path: Path, probes: list[Callable[[Expect], None]]) -> None:  # noqa: F811
+    host = Host(tmp_path)
+    proxy_line = SecretLine(remote_path=ENV, name="VLLMFLEET_BACKEND_KEY", value=KEY,
+                            service="vllm", needs="LITELLM_MASTER_KEY")
+
+    def go() -> Outcome:
+        return deploy.apply(inventory=reference, host=reference.hosts["wintermute"],
+                            adapter=host.adapter, desired=want("cfg\n"), say=host.events.append,
+                            options=Options(store=tmp_path / "backups"), secrets=[proxy_line])
+
+    absent = go()
+    assert absent.result == "failed" and "does not exist" in absent.report
+    assert f"{ENV}.example" in absent.report and "nothing was changed" in absent.report
+    assert not host.file.exists() and not secret_file(tmp_path).exists()
+    secret_file(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    secret_file(tmp_path).write_text("OTHER=1\n")
+    assert "does not set LITELLM_MASTER_KEY" in go().report
+    secret_file(tmp_path).write_text("LITELLM_MASTER_KEY=sk-x\n")
+    assert go().result == "deployed"
+    assert secret_file(tmp_path).read_text() == (
+        f"LITELLM_MASTER_KEY=sk-x\nVLLMFLEET_BACKEND_KEY={KEY}\n")
