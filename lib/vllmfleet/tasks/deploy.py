@@ -129,7 +129,7 @@ def _deploy(c: Context, name: str | None, *, inventory: str | None, dry_run: boo
 @task(name="all", help=_HELP)
 def all_(c: Context, inventory: str | None = None, dry_run: bool = False,
          force_unlock: bool = False, no_backend_key: bool = False) -> None:
-    """Deploy every vLLM host in parallel, then the proxy (a new backend key: hosts, then proxy)."""
+    """Deploy every vLLM host in parallel, then the proxy (backend key: hosts first, then proxy)."""
     _deploy(c, None, inventory=inventory, dry_run=dry_run, force_unlock=force_unlock,
             no_backend_key=no_backend_key)
 
