@@ -5,8 +5,9 @@ default ``VLLMFLEET_BACKEND_KEY``), never in the inventory, the repository or a 
 deploy installs it as one line of a 0600 env file:
 
 - each vLLM host: ``VLLM_API_KEY=<key>`` in ``<workdir>/vllm.env`` — the compose file's
-  ``env_file`` and the Windows launcher read it; vLLM 0.32 takes ``VLLM_API_KEY`` as
-  ``--api-key`` (vllm/entrypoints/openai/cli_args.py) and checks it on ``/v1/*`` only
+  ``env_file`` and the Windows launcher read it; vLLM 0.32.0 uses ``VLLM_API_KEY`` when no
+  ``--api-key`` is given (one key; ``--api-key`` would take a list:
+  vllm/entrypoints/serve/middleware/register.py) and checks it on ``/v1/*`` only
   (vllm/entrypoints/serve/middleware/authenticate.py);
 - the proxy host: ``<backend_key_env>=<key>`` in ``proxy.env_file`` (the LiteLLM unit's
   EnvironmentFile; the rendered config passes ``api_key: os.environ/<backend_key_env>``).
@@ -28,7 +29,7 @@ from vllmfleet.remote import ServiceName
 from vllmfleet.render.base import remote_join
 from vllmfleet.render.vllm import SECRET_FILE
 
-VLLM_VARIABLE = "VLLM_API_KEY"  # vLLM's env variable for --api-key (vllm/envs.py, 0.32)
+VLLM_VARIABLE = "VLLM_API_KEY"  # vllm/envs.py + serve/middleware/register.py, 0.32.0
 SECRET_MODE = 0o600
 MIN_LENGTH = 16
 # safe unquoted in a compose env_file, a systemd EnvironmentFile and PowerShell; token_urlsafe
