@@ -64,6 +64,10 @@ def rollback_target(request: pytest.FixtureRequest,
         env = inventory.proxy.master_key_env
         yield Target(inventory=inventory, access=Access(templates=templates),
                      options=Options(master_key=os.environ.get(env) or None,
+                                     # the vLLM servers' key: to verify them directly (401
+                                     # without it), and kept as it is on the hosts
+                                     backend_key=os.environ.get(
+                                         inventory.proxy.backend_key_env) or None,
                                      key_hint=key_hint(inventory)),
                      workdir=workdir)
         return

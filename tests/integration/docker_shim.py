@@ -66,6 +66,27 @@ def _stop(state: Path, name: str) -> None:
             time.sleep(0.02)
 
 
+def _env_file(service: dict[str, object]) -> dict[str, str]:
+    """The service's ``env_file`` entries as docker compose reads them (``path`` +
+    ``required``, or a plain path): ``NAME=value`` lines, ``#`` comments skipped."""
+    env: dict[str, str] = {}
+    entries = service.get("env_file") or []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        path, required = ((entry["path"], entry.get("required", True)) if isinstance(entry, dict)
+                          else (entry, True))
+        try:
+            text = Path(str(path)).read_text()
+        except FileNotFoundError:
+            if required:
+                raise
+            continue
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+                name, value = line.split("=", 1)
+                env[name.strip()] = value
+    return env
+
+
 def _compose(state: Path, args: list[str]) -> int:
     if len(args) < 3 or args[0] != "-f" or args[2:4] != ["up", "-d"]:
         print(f"docker shim: unsupported compose arguments {args}", file=sys.stderr)
@@ -82,6 +103,11 @@ def _compose(state: Path, args: list[str]) -> int:
     for service in data["services"].values():
         name = service["container_name"]
         _stop(state, name)
+        try:
+            service_env = _env_file(service)
+        except OSError as exc:
+            print(f"env file not found: {exc}", file=sys.stderr)
+            return 14
         extra_file = state / f"{name}.extra.json"
         extra = json.loads(extra_file.read_text()) if extra_file.exists() else []
         argv = [sys.executable, "-m", "vllmfleet.emulator", *map(str, service["command"]),
@@ -89,7 +115,8 @@ def _compose(state: Path, args: list[str]) -> int:
         with open(state / f"{name}.log", "wb") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    env={**os.environ, **service_env,
+                                         "PYTHONUNBUFFERED": "1"})
         ticks = None
         while ticks is None and proc.poll() is None:
             ticks = _ticks(proc.pid)

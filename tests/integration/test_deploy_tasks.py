@@ -15,6 +15,7 @@ from tests.integration.docker_host import (
 )
 from tests.integration.sshd import Sshd
 
+BACKEND_KEY = "test-backend-key-" + "0123456789abcdef"  # the vLLM servers' --api-key
 TIMEOUT_S = 180  # a deploy over SSH that waits for the emulator's health
 
 
@@ -22,7 +23,7 @@ def settings(inventory: Path, sshd: Sshd, store: Path) -> dict[str, str]:
     return {"INVOKE_VLLMFLEET_INVENTORY": str(inventory),
             "INVOKE_VLLMFLEET_KNOWN_HOSTS": str(sshd.known_hosts),
             "INVOKE_VLLMFLEET_BACKUPS_DIR": str(store),
-            "INVOKE_VLLMFLEET_SUDO": "none"}
+            "INVOKE_VLLMFLEET_SUDO": "none", "VLLMFLEET_BACKEND_KEY": BACKEND_KEY}
 
 
 def test_per_host_tasks_come_from_the_inventory_and_a_broken_one_keeps_list_working(
@@ -61,6 +62,10 @@ def test_deploy_health_logs_backups_and_a_failed_deploy_from_the_command_line(
         assert done.returncode == 0, done.stdout + done.stderr
         assert "gpu1  vllm      deployed" in done.stdout and "all hosts ok" in done.stdout
         assert "[gpu1] vllm verified" in done.stderr
+        key_file = Path(inventory.hosts["gpu1"].base_dir) / "vllm.env"
+        assert key_file.read_text() == f"VLLM_API_KEY={BACKEND_KEY}\n"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert BACKEND_KEY not in plan.stdout + plan.stderr + done.stdout + done.stderr
 
         healthy = run_inv("health", "--host", "gpu1", env=env, timeout=TIMEOUT_S)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr

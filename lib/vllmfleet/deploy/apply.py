@@ -35,6 +35,7 @@ from typing import Literal
 
 from vllmfleet import health
 from vllmfleet.deploy import backups, litellm_check, locks, measured
+from vllmfleet.deploy.backend_key import SecretLine, merged
 from vllmfleet.deploy.diagnose import diagnose
 from vllmfleet.deploy.plan import Change, Desired, expectations, services_of, unit_changed
 from vllmfleet.errors import DeployError, FleetError
@@ -72,8 +73,10 @@ class Options:
     dry_run: bool = False
     force_unlock: bool = False
     owner: str = field(default_factory=locks.default_owner)
-    master_key: str | None = None
-    backend_key: str | None = None  # the vLLM servers' --api-key, to verify them directly
+    master_key: str | None = field(default=None, repr=False)
+    # the vLLM servers' --api-key: installed on the hosts (deploy.backend_key), and used to
+    # verify them directly
+    backend_key: str | None = field(default=None, repr=False)
     key_hint: str = ""
     log_lines: int = 40
     stale_after_s: float = locks.DEFAULT_STALE_AFTER_S
@@ -129,8 +132,11 @@ class _Apply:
 
     def __init__(self, *, inventory: Inventory, host: Host, adapter: HostAdapter,
                  desired: Sequence[Desired], options: Options, say: Say, action: Action,
-                 task: str, note: str) -> None:
+                 task: str, note: str, secrets: Sequence[SecretLine] = ()) -> None:
         self.inventory, self.host, self.adapter = inventory, host, adapter
+        # key files: not in the backup; what the host had is kept here for a restore
+        self.secrets = list(secrets)
+        self.secret_have: dict[str, RemoteFile | None] = {}
         self.desired, self.options, self.say = list(desired), options, say
         self.action, self.task, self.note = action, task, note
         self.started = time.monotonic()
@@ -151,7 +157,21 @@ class _Apply:
 
     # -- the steps --------------------------------------------------------------------------
     def read(self) -> list[Change]:
-        return [Change(want=d, have=self.adapter.read_file(d.remote_path)) for d in self.desired]
+        return [Change(want=d, have=self.adapter.read_file(d.remote_path))
+                for d in self.desired] + self.read_secrets()
+
+    def read_secrets(self) -> list[Change]:
+        """The key files as the host has them and as they should be (other lines kept)."""
+        out = []
+        for line in self.secrets:
+            have = self.adapter.read_file(line.remote_path)
+            line.check_have(have.content if have else None, host=self.host.name)
+            self.secret_have[line.remote_path] = have
+            want = Desired(remote_path=line.remote_path, mode=line.mode, service=line.service,
+                           content=merged(have.content if have else None, line),
+                           kind="backend-key", secret=True)
+            out.append(Change(want=want, have=have))
+        return out
 
     def back_up(self) -> None:
         self.backup = backups.create(
@@ -165,6 +185,7 @@ class _Apply:
             Change(want=d, have=None if have[d.remote_path].content is None else RemoteFile(
                 content=have[d.remote_path].content or b"", mode=have[d.remote_path].mode or 0))
             for d in self.desired) if c.changed]
+        self.todo += [c for c in self.read_secrets() if c.changed]  # again, under the lock
 
     def check_proxy_config(self) -> None:
         """Before the swap: the host's LiteLLM version, and whether it loads the new bundle."""
@@ -320,6 +341,10 @@ class _Apply:
         """Make ``changes``' files what the backup holds; return what is not byte-identical."""
         assert self.backup is not None
         plan = {i.remote_path: i for i in backups.restore_plan(self.backup)}
+        for path, have in self.secret_have.items():  # key files: from memory, never on disk
+            plan[path] = backups.RestoreItem(remote_path=path,
+                                             content=have.content if have else None,
+                                             mode=have.mode if have else None)
         problems = []
         for change in changes:
             item = plan[change.want.remote_path]
@@ -429,9 +454,14 @@ def _error(exc: BaseException) -> str:
 
 def apply(*, inventory: Inventory, host: Host, adapter: HostAdapter,
           desired: Sequence[Desired], options: Options, say: Say, action: Action = "deploy",
-          task: str = "", note: str = NOTE_DEPLOY) -> Outcome:
+          task: str = "", note: str = NOTE_DEPLOY,
+          secrets: Sequence[SecretLine] = ()) -> Outcome:
     """Bring ``host`` to ``desired`` safely (see the module docstring); never raises
-    FleetError — a failure is an :class:`Outcome` with ``result="failed"`` and a report."""
+    FleetError — a failure is an :class:`Outcome` with ``result="failed"`` and a report.
+
+    ``secrets``: key lines to set in 0600 files (:mod:`vllmfleet.deploy.backend_key`); a
+    changed one restarts its service like any file, is never shown in a diff and never
+    written to the backup (a failed run puts the host's old file back from memory)."""
     return _Apply(inventory=inventory, host=host, adapter=adapter, desired=desired,
                   options=options, say=say, action=action, task=task or f"deploy.{host.name}",
-                  note=note).go()
+                  note=note, secrets=secrets).go()

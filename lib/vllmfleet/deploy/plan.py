@@ -32,7 +32,8 @@ from vllmfleet.render import RenderedFile, flag_value, launch_args
 from vllmfleet.render.base import Kind
 
 # a file of a backup that today's render does not produce (see from_backup)
-DesiredKind = Kind | Literal["restored"]
+# "backend-key": a 0600 env file holding the vLLM servers' key (deploy.backend_key)
+DesiredKind = Kind | Literal["restored", "backend-key"]
 
 
 def service_of_kind(kind: Kind) -> ServiceName:
@@ -59,6 +60,11 @@ class Desired:
     mode: int | None
     service: ServiceName
     kind: DesiredKind
+    secret: bool = False  # its contents never appear in a diff, a log or a backup
+
+    def __repr__(self) -> str:  # never the bytes (a secret file's key)
+        size = "absent" if self.content is None else f"{len(self.content)} bytes"
+        return f"Desired({self.remote_path!r}, {self.kind}, {size})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +85,13 @@ class Change:
     def diff(self, host: str) -> str:
         """A unified diff, host's version → wanted version (a mode change as a note)."""
         path = self.want.remote_path
+        if self.want.secret:
+            mode = ""
+            if self.want.mode is not None and (self.have is None
+                                               or self.have.mode != self.want.mode):
+                mode = f" (mode {self.want.mode:04o})"
+            state = "new" if self.have is None else "changed"
+            return f"{host}:{path}: <secret: {state}>{mode}, contents not shown\n"
         old = _text(self.have.content) if self.have is not None else []
         new = _text(self.want.content) if self.want.content is not None else []
         lines = list(difflib.unified_diff(

@@ -33,6 +33,7 @@ from vllmfleet.deploy.apply import (
     Say,
     apply,
 )
+from vllmfleet.deploy.backend_key import check_key, secret_lines
 from vllmfleet.deploy.plan import SERVICE_OF_KIND, Desired, from_backup, from_render, services_of
 from vllmfleet.errors import BackupError, DeployError, FleetError
 from vllmfleet.inventory import Host, Inventory
@@ -104,13 +105,17 @@ def deploy_host(inventory: Inventory, name: str, *, access: Access, options: Opt
         return _not_attempted(name, "deploy", services_of(desired),
                               DeployError(missing, host=name), task)
     try:
+        keys = [] if options.backend_key is None else secret_lines(
+            inventory, host, check_key(options.backend_key,
+                                       variable=inventory.proxy.backend_key_env),
+            tuple(services_of(desired)))
         adapter = access.adapter(inventory, host)
     except FleetError as exc:
         return _not_attempted(name, "deploy", services_of(desired), exc, task)
     with adapter:
         return apply(inventory=inventory, host=host, adapter=adapter, desired=desired,
                      options=options, say=_prefixed(say, name), task=task,
-                     note=f"{NOTE_DEPLOY} of inventory {inventory.digest[:12]}")
+                     note=f"{NOTE_DEPLOY} of inventory {inventory.digest[:12]}", secrets=keys)
 
 
 def deploy_all(inventory: Inventory, *, access: Access, options: Options,

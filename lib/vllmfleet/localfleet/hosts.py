@@ -11,6 +11,10 @@ and whose services read those files on every restart:
   A config that does not fit exits at start with vLLM's own message, as on a real GPU.
 - :class:`LocalLiteLLM` — the proxy "unit": the real LiteLLM on the deployed config.
 
+Both read their deployed env file on each restart, as docker compose's ``env_file`` and
+systemd's ``EnvironmentFile`` do (``<workdir>/vllm.env``: VLLM_API_KEY; ``proxy.env_file``:
+the backend key the LiteLLM config passes on), so a deployed backend key takes effect.
+
 :func:`localize` writes a copy of an inventory whose hosts are all 127.0.0.1 with free
 ports, so its rendered files (the proxy's ``api_base`` included) work here unchanged.
 Processes start in their own session and are stopped by PID (:mod:`vllmfleet.localfleet.processes`).
@@ -78,6 +82,21 @@ class _Process:
         return "".join(text.splitlines(keepends=True)[-lines:])
 
 
+def env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of a deployed env file ({} when it is absent); comments skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    env = {}
+    for line in text.splitlines():
+        line = line.strip().removeprefix("export ").strip()
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            env[name.strip()] = value.strip()
+    return env
+
+
 class EmulatedVLLM(_Process):
     """The vLLM emulator, started from the launch file deployed to a local host."""
 
@@ -90,6 +109,7 @@ class EmulatedVLLM(_Process):
         else:
             self.kind, name = "vllm-launch", render.COMPOSE_FILE
         self.remote_path = f"{host.base_dir.rstrip('/')}/{name}"
+        self.secret_path = f"{host.base_dir.rstrip('/')}/{render.SECRET_FILE}"
 
     def argv(self) -> list[str]:
         path = self.adapter.path_of(self.remote_path)
@@ -104,24 +124,28 @@ class EmulatedVLLM(_Process):
                 *emulator_facts(self.facts, self.host.name, launch=args), *self.extra]
 
     def restart(self) -> None:
-        self.start(self.argv(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                   cwd=self.adapter.root)
+        env = {**os.environ, **env_file(self.adapter.path_of(self.secret_path)),
+               "PYTHONUNBUFFERED": "1"}
+        self.start(self.argv(), env=env, cwd=self.adapter.root)
 
 
 class LocalLiteLLM(_Process):
     """The real LiteLLM proxy on the config deployed to a local host."""
 
     def __init__(self, *, adapter: LocalAdapter, config_path: str, port: int, key_env: str,
-                 key: str, log: Path) -> None:
+                 key: str, log: Path, env_path: str = "") -> None:
         super().__init__(log=log)
         self.adapter, self.config_path, self.port = adapter, config_path, port
+        self.env_path = env_path
         self.key_env, self.key = key_env, key
 
     def restart(self) -> None:
         config = self.adapter.path_of(self.config_path)
         if not config.is_file():
             raise LocalFleetError(f"{config} is not deployed: deploy the proxy first")
-        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", self.key_env: self.key,
+        deployed = env_file(self.adapter.path_of(self.env_path)) if self.env_path else {}
+        env = {**os.environ, **deployed, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+               self.key_env: self.key,
                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
                "PYTHONUNBUFFERED": "1"}
         env.pop("VLLMFLEET_LIMITS", None)  # the limits file beside the hooks is the one
@@ -152,6 +176,7 @@ class LocalHosts:
                 proxy = LocalLiteLLM(adapter=adapter, config_path=inventory.proxy.config_path,
                                      port=inventory.proxy.port,
                                      key_env=inventory.proxy.master_key_env, key=key,
+                                     env_path=inventory.proxy.env_file,
                                      log=root / "logs" / f"{name}-litellm.log")
                 services["proxy"] = proxy
                 self.processes.append(proxy)

@@ -130,6 +130,9 @@ def _windows_config(inventory: Inventory, host: Host) -> dict[str, Any]:
         "container_hf_cache": CONTAINER_HF_CACHE,
         "served_model_name": v.served_model_name,
         "health_url": f"http://127.0.0.1:{v.port}/health",
+        # VLLM_API_KEY=<key> (0600, installed by deploy; vLLM reads it as --api-key): the
+        # launcher passes the file to `docker run --env-file` when it exists, never the key
+        "env_file": remote_join(host.base_dir, SECRET_FILE),
         "vllm_args": vllm_args(host, inventory=inventory),
     }
 

@@ -35,6 +35,9 @@ _INV = INVENTORY_HELP
 _DRY = "print the unified diff against each host and change nothing"
 _UNLOCK = ("remove an existing deploy lock first (only when you are sure no deploy is "
            "running there; the holder is printed)")
+_NOKEY = ("deploy although the backend key variable (proxy.backend_key_env) is unset: no key "
+          "is installed and the hosts keep what they have (without one vLLM is open to the LAN)")
+_HELP = {"inventory": _INV, "dry_run": _DRY, "force_unlock": _UNLOCK, "no_backend_key": _NOKEY}
 
 
 def say(message: str) -> None:
@@ -82,11 +85,34 @@ def finish(outcomes: Sequence[Outcome], *, action: str) -> None:
         raise Exit(f"{action} failed: {names}", code=1)
 
 
+def backend_key_check(inv: Inventory, targets: Sequence[str], *, dry_run: bool,
+                      no_backend_key: bool) -> str:
+    """Refuse a real deploy without the backend key (the vLLM servers would be open to the
+    LAN) unless ``--no-backend-key``; return the warning to say, or ""."""
+    env = inv.proxy.backend_key_env
+    if os.environ.get(env) or all(inv.hosts[t].platform == "local" for t in targets
+                                  if t in inv.hosts):
+        return ""
+    why = (f"{env} is not set: the vLLM servers keep the key their hosts have, or run "
+           "without --api-key (open to anyone on the LAN, past the proxy's limits)")
+    fix = (f"export {env}=$(python -c \"import secrets; print(secrets.token_urlsafe(32))\") "
+           "(keep it in your password manager; the same value for every deploy)")
+    if not (dry_run or no_backend_key):
+        raise Exit(f"deploy refused: {why}.\n  fix: {fix}\n  or pass --no-backend-key to "
+                   "deploy without installing a key", code=2)
+    return f"warning: {why}; to install one: {fix}"
+
+
 def _deploy(c: Context, name: str | None, *, inventory: str | None, dry_run: bool,
-            force_unlock: bool) -> None:
+            force_unlock: bool, no_backend_key: bool = False) -> None:
     from vllmfleet.deploy import run as deploy_run
 
     inv = load_inventory(c, inventory)
+    targets = ([*inv.vllm_hosts, inv.proxy.host] if name is None
+               else [inv.proxy.host] if name == "proxy" else [name])
+    warning = backend_key_check(inv, targets, dry_run=dry_run, no_backend_key=no_backend_key)
+    if warning:
+        say(warning)
     acc, opts = access(c, inv), options(c, inv, dry_run=dry_run, force_unlock=force_unlock)
     with user_errors():
         if name is None:
@@ -100,30 +126,32 @@ def _deploy(c: Context, name: str | None, *, inventory: str | None, dry_run: boo
     finish(outcomes, action="dry run" if dry_run else "deploy")
 
 
-@task(name="all", help={"inventory": _INV, "dry_run": _DRY, "force_unlock": _UNLOCK})
+@task(name="all", help=_HELP)
 def all_(c: Context, inventory: str | None = None, dry_run: bool = False,
-         force_unlock: bool = False) -> None:
-    """Deploy every vLLM host in parallel, then the proxy; a failed host does not stop others."""
-    _deploy(c, None, inventory=inventory, dry_run=dry_run, force_unlock=force_unlock)
+         force_unlock: bool = False, no_backend_key: bool = False) -> None:
+    """Deploy every vLLM host in parallel, then the proxy (backend key: hosts first, then proxy)."""
+    _deploy(c, None, inventory=inventory, dry_run=dry_run, force_unlock=force_unlock,
+            no_backend_key=no_backend_key)
 
 
-@task(help={"inventory": _INV, "dry_run": _DRY, "force_unlock": _UNLOCK})
+@task(help=_HELP)
 def proxy(c: Context, inventory: str | None = None, dry_run: bool = False,
-          force_unlock: bool = False) -> None:
-    """Deploy the LiteLLM proxy: config, limits, hooks, unit; verify every alias answers."""
-    _deploy(c, "proxy", inventory=inventory, dry_run=dry_run, force_unlock=force_unlock)
+          force_unlock: bool = False, no_backend_key: bool = False) -> None:
+    """Deploy the LiteLLM proxy: config, limits, hooks, unit, backend key; verify every alias."""
+    _deploy(c, "proxy", inventory=inventory, dry_run=dry_run, force_unlock=force_unlock,
+            no_backend_key=no_backend_key)
 
 
 def host_task(name: str) -> Task[Any]:
     """``deploy.<name>``: everything the host gets (vLLM and/or the proxy)."""
     def body(c: Context, inventory: str | None = None, dry_run: bool = False,
-             force_unlock: bool = False) -> None:
-        _deploy(c, name, inventory=inventory, dry_run=dry_run, force_unlock=force_unlock)
+             force_unlock: bool = False, no_backend_key: bool = False) -> None:
+        _deploy(c, name, inventory=inventory, dry_run=dry_run, force_unlock=force_unlock,
+                no_backend_key=no_backend_key)
 
     body.__doc__ = (f"Deploy {name}: backup, push, restart, wait healthy, verify; "
                     "roll back on failure.")
-    return Task(body, name=name, help={"inventory": _INV, "dry_run": _DRY,
-                                       "force_unlock": _UNLOCK})
+    return Task(body, name=name, help=_HELP)
 
 
 def hosts_at_import(root: Path, *, vllm_only: bool = False) -> list[str]:

@@ -303,7 +303,12 @@ def test_windows_launcher_reads_json_and_runs_the_same_args(
     assert (config["container_name"], config["port"], config["gpus"], config["restart"]) == \
         ("vllm-armitage", 8000, "all", "unless-stopped")
     assert config["health_url"] == "http://127.0.0.1:8000/health"
+    # the backend key: a file beside the config, passed to docker run, never its contents
+    assert config["env_file"] == reference.hosts["armitage"].base_dir.rstrip("/") + "/vllm.env"
     script = rendered["armitage/vllm-launcher.ps1"].content
+    assert "$dockerArgs += @('--env-file', $Cfg.env_file)" in script
+    assert "Test-Path -LiteralPath $Cfg.env_file" in script
+    assert "VLLM_API_KEY=" not in script + rendered["armitage/vllm-config.json"].content
     assert "[ValidateSet('Start', 'Stop', 'Restart', 'Status', 'Logs')]" in script
     assert "Get-Content -LiteralPath $Path -Raw -Encoding UTF8 | ConvertFrom-Json" in script
     assert "'vllm-config.json'" in script and "-match" not in script

@@ -80,9 +80,14 @@ function Start-Vllm($Cfg) {
         '-p', ('{0}:{0}' -f $Cfg.port),
         '--ipc', 'host',
         '--restart', $Cfg.restart,
-        '-v', ('{0}:{1}' -f $hfCache, $Cfg.container_hf_cache),
-        $Cfg.image
-    ) + @($Cfg.vllm_args | ForEach-Object { [string]$_ })
+        '-v', ('{0}:{1}' -f $hfCache, $Cfg.container_hf_cache)
+    )
+    # the backend key (VLLM_API_KEY, read by vLLM as --api-key) from the 0600 file deploy
+    # installs: only the proxy, which holds the same key, reaches the server
+    if ($Cfg.PSObject.Properties['env_file'] -and (Test-Path -LiteralPath $Cfg.env_file)) {
+        $dockerArgs += @('--env-file', $Cfg.env_file)
+    }
+    $dockerArgs += @($Cfg.image) + @($Cfg.vllm_args | ForEach-Object { [string]$_ })
     $result = Invoke-Docker $dockerArgs
     Write-Output "container $($Cfg.container_name): started $(($result.Lines -join '').Trim()) serving $($Cfg.served_model_name) on port $($Cfg.port)"
 }
