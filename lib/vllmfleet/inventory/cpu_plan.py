@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from vllmfleet.errors import CapacityError
 from vllmfleet.inventory.model import Inventory
+from vllmfleet.vllm.args import flag_value
 
 GiB = 1 << 30
 # vLLM's CPU backend runs a checkpoint in bfloat16 unless told otherwise (vLLM 0.32.0: it
@@ -112,15 +113,6 @@ def parse_bytes(text: str) -> int:
     return value
 
 
-def _flag(args: list[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def cpu_plan(inventory: Inventory, host_name: str) -> CPUPlan:
     """The :class:`CPUPlan` of a ``cpu:`` host of ``inventory``."""
     host = inventory.hosts.get(host_name)
@@ -131,7 +123,7 @@ def cpu_plan(inventory: Inventory, host_name: str) -> CPUPlan:
     if model is None:
         raise CapacityError(f"{host_name}: model {vllm.model!r} is not in the models: catalogue")
     per_token = 2 * model.layers * model.kv_heads * model.head_dim * CPU_KV_BYTES
-    fixed = _flag(vllm.extra_args, KV_BYTES_FLAG)
+    fixed = flag_value(vllm.extra_args, KV_BYTES_FLAG)
     try:
         kv_bytes = parse_bytes(fixed) if fixed is not None else None
     except CapacityError as exc:

@@ -35,11 +35,11 @@ from vllmfleet.render.vllm import (
     LAUNCHER_CONFIG,
     LAUNCHER_FILE,
     SECRET_FILE,
-    flag_value,
     launch_args,
     vllm_args,
     vllm_files,
 )
+from vllmfleet.vllm.args import flag_value  # the inverse of vllm_args, one flag
 
 __all__ = [
     "COMPOSE_FILE",

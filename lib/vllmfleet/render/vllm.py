@@ -12,7 +12,6 @@ deploy checks the restarted server against.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -161,18 +160,7 @@ def vllm_files(inventory: Inventory, host: Host, templates: Templates) -> list[R
                          mode=MODE_FILE, kind="vllm-launch")]
 
 
-
-# --- the inverse ---------------------------------------------------------------------------
-
-def flag_value(args: Sequence[str], name: str) -> str | None:
-    """The value of ``name`` in vLLM arguments (``--flag value`` or ``--flag=value``), or None."""
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
+# --- the inverse (flag_value lives in vllmfleet.vllm.args) ---------------------------------
 
 def launch_args(content: bytes, kind: str) -> list[str]:
     """The vLLM server arguments in a rendered compose file or Windows launcher JSON."""

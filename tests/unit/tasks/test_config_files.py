@@ -4,7 +4,6 @@ where it came from) and exits 2. In-process; the bad-input corpus runs the same 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,7 @@ from invoke.exceptions import Exit
 
 from vllmfleet.tasks.files import check_config_files, make_folder
 
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in [n for n in os.environ if n.startswith("INVOKE_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_invoke_env")
 
 
 def refused(root: Path, runtime: Path | None = None) -> str:

@@ -4,7 +4,6 @@ value is an ``invoke.Exit`` naming the setting, where it came from, the value an
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -30,15 +29,7 @@ ROOT = Path(__file__).resolve().parents[3]
 FLEET = ROOT / "configs" / "fleet.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No user config file, no INVOKE_* settings, no running `inv` leak into a test."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in [n for n in os.environ if n.startswith("INVOKE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.delitem(sys.modules, "invoke.main", raising=False)
+pytestmark = pytest.mark.usefixtures("clean_invoke_env")
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ a setting and used the default would fail here (every value differs from its def
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,15 +15,7 @@ from vllmfleet.tasks import checks
 from vllmfleet.tasks.deploy import access, options
 from vllmfleet.tasks.settings import DEFAULTS, project_config
 
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in [n for n in os.environ if n.startswith("INVOKE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.delitem(sys.modules, "invoke.main", raising=False)
+pytestmark = pytest.mark.usefixtures("clean_invoke_env")
 
 
 def _ctx(monkeypatch: pytest.MonkeyPatch, **values: str) -> MockContext:
