@@ -33,6 +33,9 @@ from vllmfleet.render import flag_value
 URL_ENV = "VLLMFLEET_REAL_VLLM_URL"
 SEQS_ENV = "VLLMFLEET_REAL_VLLM_MAX_NUM_SEQS"
 QUEUED_ENV = "VLLMFLEET_REAL_VLLM_MAX_NUM_QUEUED_REQS"
+# the backend key the server was started with (VLLM_API_KEY): only the proxy, and these tests,
+# hold it; without it every /v1 request is a 401
+KEY_ENV = "VLLMFLEET_REAL_VLLM_API_KEY"
 HOW = ("a real vLLM is needed: run `nox -s real_vllm`, or pytest --fleet local --engine vllm "
        f"--fleet-config=configs/fleet-vllm-cpu.yaml tests/real_vllm, or set {URL_ENV}")
 
@@ -64,10 +67,12 @@ def _real_vllm_env(request: pytest.FixtureRequest) -> Iterator[None]:
                         "--max-num-queued-reqs")
     if queued is not None:  # the bound the rendered flags give this host (vLLM 0.29+)
         os.environ[QUEUED_ENV] = queued
+    if fleet.endpoints.backend_key:
+        os.environ[KEY_ENV] = fleet.endpoints.backend_key
     try:
         yield
     finally:
-        for name in (URL_ENV, SEQS_ENV, QUEUED_ENV):
+        for name in (URL_ENV, SEQS_ENV, QUEUED_ENV, KEY_ENV):
             os.environ.pop(name, None)
 
 
@@ -82,9 +87,20 @@ def real_vllm_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def real_vllm_model(real_vllm_url: str) -> str:
+def real_vllm_key(real_vllm_url: str) -> str | None:
+    """The backend key of the real vLLM at ``real_vllm_url`` (None: it has none)."""
+    return os.environ.get(KEY_ENV) or None
+
+
+def key_headers(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+@pytest.fixture(scope="session")
+def real_vllm_model(real_vllm_url: str, real_vllm_key: str | None) -> str:
     """The model served at ``real_vllm_url``."""
-    with httpx.Client(base_url=real_vllm_url, timeout=30, trust_env=False) as client:
+    with httpx.Client(base_url=real_vllm_url, timeout=30, trust_env=False,
+                      headers=key_headers(real_vllm_key)) as client:
         cards = client.get("/v1/models").json()["data"]
     model: str = cards[0]["id"]
     return model

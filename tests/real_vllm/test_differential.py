@@ -11,7 +11,8 @@ difference still exists, so the list cannot go stale).
 The real server: ``VLLMFLEET_REAL_VLLM_URL`` (a running vLLM, e.g. started by the
 ``real_vllm`` nox lane with a tiny random-weight model) and ``VLLMFLEET_REAL_VLLM_MAX_NUM_SEQS``
 (its ``--max-num-seqs``, default 2), ``VLLMFLEET_REAL_VLLM_MAX_NUM_QUEUED_REQS`` (its
-``--max-num-queued-reqs``, if it has one). Without the URL the module is skipped. The emulator is
+``--max-num-queued-reqs``, if it has one), ``VLLMFLEET_REAL_VLLM_API_KEY`` (its backend key, if
+it has one; the emulator here gets the same). Without the URL the module is skipped. The emulator is
 started here with the real server's ``max_model_len``, ``max_num_seqs``, served name and
 version (from its ``/version``).
 
@@ -38,6 +39,7 @@ import pytest
 URL_ENV = "VLLMFLEET_REAL_VLLM_URL"
 SEQS_ENV = "VLLMFLEET_REAL_VLLM_MAX_NUM_SEQS"
 QUEUED_ENV = "VLLMFLEET_REAL_VLLM_MAX_NUM_QUEUED_REQS"
+KEY_ENV = "VLLMFLEET_REAL_VLLM_API_KEY"  # its backend key, when it has one
 Facts = dict[str, Any]
 
 
@@ -633,12 +635,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: str) -> None:
     pytest.fail(f"the emulator at {url} did not answer /health within 60 s; its log: {log}")
 
 
+def _auth(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 @pytest.fixture(scope="module")
 def real() -> Iterator[Server]:
     url = os.environ.get(URL_ENV)
     if not url:
         pytest.skip(f"no real vLLM: set {URL_ENV} (the `nox -s real_vllm` lane does)")
-    with httpx.Client(base_url=url, timeout=300) as client:
+    key = os.environ.get(KEY_ENV)  # the lane's servers run with a backend key (VLLM_API_KEY)
+    with httpx.Client(base_url=url, timeout=300, headers=_auth(key)) as client:
         card = client.get("/v1/models").json()["data"][0]
         queued = os.environ.get(QUEUED_ENV)
         yield Server(name="real vLLM", url=url, model=card["id"],
@@ -659,12 +666,14 @@ def emulated(real: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "--emulator-time-scale", "0.05",
             *(["--max-num-queued-reqs", str(real.max_num_queued_reqs)]
               if real.max_num_queued_reqs is not None else [])]
+    key = os.environ.get(KEY_ENV)  # the same key as the real server: the same 401s
+    env = {**os.environ, "VLLM_API_KEY": key} if key else None
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, str(log))
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=url, timeout=120, headers=_auth(key)) as client:
             yield Server(name="emulator", url=url, model=real.model,
                          max_model_len=real.max_model_len, max_num_seqs=real.max_num_seqs,
                          client=client, max_num_queued_reqs=real.max_num_queued_reqs)

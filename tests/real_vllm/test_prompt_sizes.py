@@ -26,9 +26,10 @@ SEEDS = range(6)
 
 @pytest.mark.parametrize("words", [WORDS, MIXED], ids=["one-token-words", "mixed-cost-words"])
 def test_every_size_and_seed_is_exact_by_the_servers_own_count(
-        real_vllm_url: str, real_vllm_model: str, words: tuple[str, ...]) -> None:
+        real_vllm_url: str, real_vllm_model: str, real_vllm_key: str | None,
+        words: tuple[str, ...]) -> None:
     async def sweep() -> tuple[list[tuple[int, int, int]], int]:
-        async with FleetClient(real_vllm_url, timeout_s=60) as client:
+        async with FleetClient(real_vllm_url, api_key=real_vllm_key, timeout_s=60) as client:
             builder = PromptBuilder(client, model=real_vllm_model, host="real", words=words)
             wrong = []
             for tokens in SIZES:
@@ -47,10 +48,10 @@ def test_every_size_and_seed_is_exact_by_the_servers_own_count(
 
 
 def test_a_mixed_cost_filler_really_has_words_of_several_tokens(
-        real_vllm_url: str, real_vllm_model: str) -> None:
+        real_vllm_url: str, real_vllm_model: str, real_vllm_key: str | None) -> None:
     """The sweep above means something only if the words are not all one token."""
     async def costs() -> list[int]:
-        async with FleetClient(real_vllm_url, timeout_s=60) as client:
+        async with FleetClient(real_vllm_url, api_key=real_vllm_key, timeout_s=60) as client:
             base = await client.tokenize(model=real_vllm_model,
                                          messages=[{"role": "user", "content": "the"}])
             out = []
