@@ -585,8 +585,13 @@ def _queue_bound(s: Server) -> Facts:
         with ThreadPoolExecutor(s.max_num_queued_reqs) as pool:
             busy = [pool.submit(chat, s, messages=HI, max_tokens=48, ignore_eos=True)
                     for _ in range(s.max_num_queued_reqs)]
-            time.sleep(0.05)
-            r = chat(s, messages=HI, max_tokens=1)
+            # the busy requests reach the server in their own time (2 shared cores): probe
+            # until the queue is full, while they still run (48 tokens each)
+            for _ in range(40):
+                time.sleep(0.05)
+                r = chat(s, messages=HI, max_tokens=1)
+                if r.status_code == 503 or all(f.done() for f in busy):
+                    break
             for future in busy:
                 future.result()
     return {"statuses": statuses,
